@@ -1,0 +1,27 @@
+"""stvup: space-time video upsampling with STVUN (Kang et al., ECCV 2020).
+
+Library first: everything the ``stvup`` command does is a call here. Importing the package does no work and touches
+no device.
+"""
+
+from __future__ import annotations
+
+from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
+from .model import build_model, list_models
+from .weights import convert_checkpoint, load_checkpoint, load_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "InputError",
+    "OutputError",
+    "StvupError",
+    "UsageError",
+    "__version__",
+    "build_model",
+    "convert_checkpoint",
+    "list_models",
+    "load_checkpoint",
+    "load_weights",
+]

@@ -1,0 +1,47 @@
+"""What ``stvup info`` reports: versions, devices and models, as plain data."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from . import __version__
+from .model import MODEL_CONFIGS, STVUN
+
+
+def available_devices() -> list[dict[str, str]]:
+    """CPU plus every visible CUDA device, with a short description."""
+    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    devices = [{"name": "cpu", "description": cpu}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            devices.append({"name": f"cuda:{i}", "description": f"{props.name}, {props.total_memory / 2**30:.0f} GiB"})
+    return devices
+
+
+def model_summaries() -> list[dict[str, object]]:
+    """Name, spatial scale, parameter count and description of every named variant."""
+    out = []
+    with torch.device("meta"):  # counts parameters without allocating memory or initialising weights
+        for name, cfg in MODEL_CONFIGS.items():
+            n = sum(p.numel() for p in STVUN(cfg).parameters())
+            out.append({"name": name, "scale": cfg.scale, "parameters": n, "description": cfg.description})
+    return out
+
+
+def collect_info() -> dict[str, object]:
+    """Everything ``stvup info`` prints."""
+    import av
+    import numpy
+
+    versions = {
+        "stvup": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "av": av.__version__,
+        "ffmpeg": str(getattr(av, "ffmpeg_version_info", "unknown")),
+        "numpy": numpy.__version__,
+    }
+    return {"versions": versions, "devices": available_devices(), "models": model_summaries()}

@@ -1,0 +1,81 @@
+"""The table of named STVUN variants.
+
+``stvun`` is the paper's network (30,882,276 parameters, the authors' checkpoint format). ``stvun-x2`` changes only
+the decoder's residual head for ×2 space. The small variants trade width and depth for CPU speed and run PWC-Net
+on the LR frames instead of the ×4 upsampled ones; ``stvun-tiny`` exists for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class STVUNConfig:
+    """Hyper-parameters of one STVUN variant.
+
+    ``scale``: spatial factor (2 or 4). ``channels``/``blocks``: encoder width and number of dense blocks (also the
+    number of decoder stages). ``flow_upsample``: PWC-Net runs on the LR frames bilinearly upsampled by this factor
+    (1, 2 or 4; the paper uses 4, which makes PWC-Net's 1/4-size output exactly LR size). ``pwc_*``: PWC-Net widths.
+    """
+
+    name: str
+    scale: int = 4
+    channels: int = 64
+    blocks: int = 4
+    frames: int = 7
+    flow_upsample: int = 4
+    pwc_pyramid: tuple[int, ...] = (16, 32, 64, 96, 128, 196)
+    pwc_estimator: tuple[int, ...] = (128, 128, 96, 64, 32)
+    pwc_context: tuple[int, ...] = (128, 128, 128, 96, 64, 32)
+    pwc_max_displacement: int = 4
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4):
+            raise ValueError(f"scale must be 2 or 4, got {self.scale}")
+        if self.flow_upsample not in (1, 2, 4):
+            raise ValueError(f"flow_upsample must be 1, 2 or 4, got {self.flow_upsample}")
+        if self.frames != 7:
+            raise ValueError("STVUN takes exactly 7 input frames")
+        if self.blocks < 1 or self.channels < 1:
+            raise ValueError("channels and blocks must be positive")
+
+
+MODEL_CONFIGS: dict[str, STVUNConfig] = {
+    cfg.name: cfg
+    for cfg in (
+        STVUNConfig("stvun", description="The paper's STVUN, ×4 space; loads the authors' STVUN.pth."),
+        STVUNConfig("stvun-x2", scale=2, description="STVUN with a ×2 residual head (paper's FISR comparison)."),
+        STVUNConfig(
+            "stvun-small",
+            channels=32,
+            blocks=3,
+            flow_upsample=1,
+            pwc_pyramid=(16, 24, 32, 48, 64, 96),
+            pwc_estimator=(64, 64, 48, 32, 16),
+            pwc_context=(64, 64, 64, 48, 32, 16),
+            description="Narrower, shallower STVUN with PWC-Net on LR frames, for CPU training and inference.",
+        ),
+        STVUNConfig(
+            "stvun-tiny",
+            channels=8,
+            blocks=2,
+            flow_upsample=1,
+            pwc_pyramid=(4, 4, 8, 8, 8, 8),
+            pwc_estimator=(8, 8, 8, 8, 8),
+            pwc_context=(8, 8, 8, 8, 8, 8),
+            pwc_max_displacement=2,
+            description="Minimal STVUN for tests: every code path of the full network in 0.3 M parameters.",
+        ),
+    )
+}
+
+
+def get_config(name: str, **overrides: object) -> STVUNConfig:
+    """The named config, optionally with fields replaced (e.g. ``get_config("stvun-tiny", scale=2)``)."""
+    if name not in MODEL_CONFIGS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODEL_CONFIGS)}")
+    cfg = MODEL_CONFIGS[name]
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -1,0 +1,154 @@
+"""The assembled Space-Time Video Upsampling Network (paper section 3, Fig. 2).
+
+Seven LR frames in; the HR centre frame (Eq. 8) and one HR frame per requested time ``T_in`` between frames 3 and
+4 out (Eqs. 4-6 and 10). The pieces are exposed as methods (``encode``, ``fuse``, ``estimate_flows``,
+``upsample_center``, ``upsample_between``) so that a video pipeline can encode each frame once and reuse its
+features in every window that contains it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configs import STVUNConfig
+from .decoder import Decoder
+from .efst import EFST
+from .encoder import Encoder
+from .pwcnet import PWCNet, backward_warp
+
+CENTER = 3  # index of the centre frame among the seven inputs; frames CENTER and CENTER + 1 bound T_in
+
+
+@dataclass
+class STVUNOutput:
+    """Everything one forward pass produces.
+
+    ``frames``: ``(1 + len(times), b, 3, s*h, s*w)`` in [-1, 1] (not clamped), index 0 the centre frame.
+    ``lr_between``: ``(len(times), b, 3, h, w)``, the warped LR intermediate frames X̂_T of Eq. 6 (for L_M).
+    ``flows``: the LR flows ``(f_3→4, f_4→3)``, each ``(b, 2, h, w)``.
+    """
+
+    frames: torch.Tensor
+    lr_between: torch.Tensor
+    flows: tuple[torch.Tensor, torch.Tensor]
+
+
+class STVUN(nn.Module):
+    """STVUN for any config of :mod:`stvup.model.configs`; state-dict keys match the authors' checkpoint."""
+
+    def __init__(self, config: STVUNConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.scale = config.scale
+        self.encoder = Encoder(config.channels, config.blocks)
+        self.efst = EFST(config.frames, config.channels)
+        self.decoder = Decoder(config.channels, config.blocks, config.scale)
+        self.pwcnet = PWCNet(config.pwc_pyramid, config.pwc_estimator, config.pwc_context, config.pwc_max_displacement)
+        self.reset_parameters()
+
+    #: LR height and width must be multiples of this (EFST pools twice; PWC-Net on ×4 frames needs 64 / 4).
+    size_multiple = 16
+
+    def reset_parameters(self) -> None:
+        """He-normal (fan-in) weights and zero biases, as in the authors' code."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    # -- parts -----------------------------------------------------------------------------------------------------
+
+    def upsample(self, x: torch.Tensor, factor: int | None = None) -> torch.Tensor:
+        """Bilinear upsampling ``u(·)`` with ``align_corners=False``, by ``scale`` unless told otherwise."""
+        return F.interpolate(x, scale_factor=factor or self.scale, mode="bilinear", align_corners=False)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Features ``e_t^i`` of LR frames ``(b, 3, h, w)``: a list of ``blocks`` tensors, deepest first."""
+        return self.encoder(x)
+
+    def fuse(self, feats: Sequence[list[torch.Tensor]]) -> list[torch.Tensor]:
+        """EFST over the seven frames' features: fused ``Ẽ^i`` per level."""
+        return self.efst(list(feats))
+
+    def estimate_flows(self, x3: torch.Tensor, x4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LR-pixel flows ``(f_3→4, f_4→3)``, each ``(b, 2, h, w)``, from PWC-Net in both directions."""
+        fu = self.config.flow_upsample
+        a, b = (self.upsample(x3, fu), self.upsample(x4, fu)) if fu > 1 else (x3, x4)
+        n = x3.shape[0]
+        flows = self.pwcnet(torch.cat((a, b), 0), torch.cat((b, a), 0))
+        if fu != 4:
+            # PWC-Net answers at 1/4 of its input; bring the flow to LR size and LR pixel units.
+            flows = F.interpolate(flows, size=x3.shape[-2:], mode="bilinear", align_corners=False) * (4 / fu)
+        return flows[:n], flows[n:]
+
+    def upsample_center(
+        self, x3: torch.Tensor, feats3: list[torch.Tensor], fused: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Eq. 8: ``Ŷ_3 = u(X_3) + R_3``; also returns the decoded features ``D^i`` for the space-time path."""
+        decoded, residual = self.decoder(feats3, fused)
+        return self.upsample(x3) + F.pixel_shuffle(residual, self.scale), decoded
+
+    def upsample_between(
+        self,
+        x3: torch.Tensor,
+        x4: torch.Tensor,
+        feats3: list[torch.Tensor],
+        feats4: list[torch.Tensor],
+        decoded: list[torch.Tensor],
+        flows: tuple[torch.Tensor, torch.Tensor],
+        t: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eqs. 4, 5, 6 and 10 for one ``T_in = t``: returns ``(Ŷ_T, X̂_T)``."""
+        f34, f43 = flows
+        # Eq. 4: flows from the intermediate time to frames 3 and 4 (quadratic blend, after Super SloMo).
+        ft3 = -(1 - t) * t * f34 + t * t * f43
+        ft4 = (1 - t) * (1 - t) * f34 - t * (1 - t) * f43
+        # Eq. 5 on every encoder level, Eq. 6 on the LR frames.
+        mid = [(backward_warp(a, ft3) + backward_warp(b, ft4)) / 2 for a, b in zip(feats3, feats4)]
+        lr_mid = (backward_warp(x3, ft3) + backward_warp(x4, ft4)) / 2
+        _, residual = self.decoder(mid, decoded)
+        return self.upsample(lr_mid) + F.pixel_shuffle(residual, self.scale), lr_mid
+
+    # -- whole network ---------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        frames: Sequence[torch.Tensor],
+        times: Sequence[float],
+        features: Sequence[list[torch.Tensor] | None] | None = None,
+    ) -> STVUNOutput:
+        """Full pass with every intermediate result; ``features`` may hold precomputed ``encode`` outputs."""
+        if len(frames) != self.config.frames:
+            raise ValueError(f"STVUN takes {self.config.frames} frames, got {len(frames)}")
+        h, w = frames[0].shape[-2:]
+        m = self.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"frame size {h}x{w} is not a multiple of {m}; pad the frames first")
+        feats = list(features) if features is not None else [None] * len(frames)
+        missing = [i for i, f in enumerate(feats) if f is None]
+        if missing:
+            # Encode all missing frames in one batched call.
+            n = frames[0].shape[0]
+            enc = self.encode(torch.cat([frames[i] for i in missing], 0))
+            for j, i in enumerate(missing):
+                feats[i] = [e[j * n : (j + 1) * n] for e in enc]
+        x3, x4 = frames[CENTER], frames[CENTER + 1]
+        center, decoded = self.upsample_center(x3, feats[CENTER], self.fuse(feats))
+        outs, lr_mids = [center], []
+        flows = self.estimate_flows(x3, x4) if len(times) else (x3.new_zeros(0), x3.new_zeros(0))
+        for t in times:
+            out, lr_mid = self.upsample_between(x3, x4, feats[CENTER], feats[CENTER + 1], decoded, flows, float(t))
+            outs.append(out)
+            lr_mids.append(lr_mid)
+        lr_between = torch.stack(lr_mids) if lr_mids else x3.new_zeros((0, *x3.shape))
+        return STVUNOutput(torch.stack(outs), lr_between, flows)
+
+    def forward(self, frames: Sequence[torch.Tensor], times: Sequence[float]) -> torch.Tensor:
+        """``frames``: seven ``(b, 3, h, w)`` tensors in [-1, 1]; returns ``(1 + len(times), b, 3, s*h, s*w)``."""
+        return self.run(frames, times).frames

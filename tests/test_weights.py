@@ -1,0 +1,142 @@
+"""Checkpoint formats, strict loading with useful errors, safetensors round trips and `stvup convert`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from stvup.cli import cli
+from stvup.errors import CheckpointError
+from stvup.model import build_model
+from stvup.weights import load_checkpoint, load_weights, read_safetensors, save_safetensors, sha256_file
+
+from .helpers import seeded_frames, seeded_state
+
+
+@pytest.fixture(scope="module")
+def state():
+    return seeded_state(build_model("stvun-tiny"))
+
+
+def _check_loaded(path, state):
+    model = build_model("stvun-tiny")
+    load_weights(model, path)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, state[k].to(v.dtype))
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda s: s,
+        lambda s: {"state_dict": s, "epoch": 3},
+        lambda s: {"params": s},
+        lambda s: {"model": s, "optimizer": {"lr": 1e-4}},
+        lambda s: {f"module.{k}": v for k, v in s.items()},
+        lambda s: {"state_dict": {f"module.{k}": v for k, v in s.items()}},
+    ],
+    ids=["plain", "state_dict", "params", "model", "module-prefix", "wrapped-prefix"],
+)
+def test_pytorch_formats(tmp_path, state, wrap):
+    path = tmp_path / "ckpt.pth"
+    torch.save(wrap(state), path)
+    _check_loaded(path, state)
+
+
+def test_safetensors_round_trip(tmp_path, state):
+    path = tmp_path / "w.safetensors"
+    save_safetensors(state, path, {"note": "test"})
+    tensors, meta = read_safetensors(path)
+    assert meta == {"note": "test"}
+    assert tensors.keys() == state.keys()
+    _check_loaded(path, state)
+    # Other dtypes survive exactly.
+    mixed = {"h": torch.randn(3, 2).half(), "b": torch.randn(4).bfloat16(), "i": torch.arange(5), "e": torch.zeros(0)}
+    save_safetensors(mixed, tmp_path / "m.safetensors")
+    back, _ = read_safetensors(tmp_path / "m.safetensors")
+    for k, v in mixed.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v)
+
+
+def test_fp16_checkpoint_loads_into_fp32_model(tmp_path, state):
+    path = tmp_path / "half.safetensors"
+    save_safetensors({k: v.half() for k, v in state.items()}, path)
+    model = build_model("stvun-tiny")
+    load_weights(model, path)
+    k = "decoder.rconv1.weight"
+    assert model.state_dict()[k].dtype == torch.float32
+    torch.testing.assert_close(model.state_dict()[k], state[k].half().float())
+
+
+def test_mismatches_are_listed_never_dropped(tmp_path, state):
+    bad = dict(state)
+    del bad["efst.ff.tAtt0.weight"]
+    bad["extra.weight"] = torch.zeros(1)
+    bad["decoder.rconv1.bias"] = torch.zeros(7)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError) as err:
+        load_weights(build_model("stvun-tiny"), tmp_path / "bad.pth")
+    msg = str(err.value)
+    assert "bad.pth" in msg
+    assert "1 missing: efst.ff.tAtt0.weight" in msg
+    assert "1 unexpected: extra.weight" in msg
+    assert "decoder.rconv1.bias (7,) != (48,)" in msg
+
+
+def test_wrong_model_is_refused(tmp_path, state):
+    torch.save(state, tmp_path / "tiny.pth")
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        load_weights(build_model("stvun-tiny", scale=2), tmp_path / "tiny.pth")
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_text("this is not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="junk.pth: not a PyTorch or safetensors checkpoint"):
+        load_checkpoint(junk)
+    torch.save({"a": torch.zeros(1000)}, tmp_path / "full.pth")
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes((tmp_path / "full.pth").read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="cut.pth: cannot read"):
+        load_checkpoint(cut)
+    save_safetensors({"a": torch.zeros(1000)}, tmp_path / "full.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes((tmp_path / "full.safetensors").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(cut)
+    torch.save({"epoch": 1, "lr": 0.1}, tmp_path / "nostate.pth")
+    with pytest.raises(CheckpointError, match="no state dict"):
+        load_checkpoint(tmp_path / "nostate.pth")
+
+
+def test_loaded_weights_reproduce_outputs(tmp_path, state):
+    """Saving and loading is lossless: the reloaded model computes exactly the same frames."""
+    a = build_model("stvun-tiny").eval()
+    a.load_state_dict(state)
+    save_safetensors(a.state_dict(), tmp_path / "a.safetensors")
+    b = load_weights(build_model("stvun-tiny").eval(), tmp_path / "a.safetensors")
+    frames = seeded_frames(h=16, w=16)
+    with torch.no_grad():
+        assert torch.equal(a(frames, [0.5]), b(frames, [0.5]))
+
+
+def test_convert_command(tmp_path, state):
+    src = tmp_path / "STVUN.pth"
+    torch.save({f"module.{k}": v for k, v in state.items()}, src)
+    dst = tmp_path / "stvun.safetensors"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["convert", str(src), str(dst), "--model", "stvun-tiny", "--dtype", "fp16"])
+    assert res.exit_code == 0, res.output
+    assert sha256_file(dst) in res.output
+    tensors, meta = read_safetensors(dst)
+    assert meta["stvup_model"] == "stvun-tiny"
+    assert all(t.dtype == torch.float16 for t in tensors.values())
+    # Refuses to overwrite, and refuses a checkpoint of another model, with one line and exit code 1.
+    res = runner.invoke(cli, ["convert", str(src), str(dst), "--model", "stvun-tiny"])
+    assert res.exit_code == 1 and "exists" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["convert", str(src), str(tmp_path / "x.safetensors"), "--model", "stvun"])
+    assert res.exit_code == 1 and "does not match the model" in res.output
+    assert not (tmp_path / "x.safetensors").exists()

@@ -6,11 +6,12 @@ no device.
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
+from .api import batch, load_upscaler, upscale
 from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
 from .model import build_model, list_models
 from .weights import convert_checkpoint, load_checkpoint, load_weights
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
@@ -19,9 +20,12 @@ __all__ = [
     "StvupError",
     "UsageError",
     "__version__",
+    "batch",
     "build_model",
     "convert_checkpoint",
     "list_models",
     "load_checkpoint",
+    "load_upscaler",
     "load_weights",
+    "upscale",
 ]

@@ -82,6 +82,210 @@ def convert(src: Path, dst: Path, model_name: str, dtype: str, overwrite: bool) 
     click.echo(f"{dst}  sha256 {digest}")
 
 
+def _video_options(fn):
+    """Options shared by ``upscale`` and ``batch`` (the model, time and encoder settings)."""
+    options = [
+        click.option("--space", type=click.Choice(["2", "4"]), default=None,
+                     help="Spatial factor. Default: the model's (×4 for stvun)."),
+        click.option("--time", "time_", default=None, metavar="K",
+                     help="Frame-rate factor: integer or rational (2, 4, 2.5, 5/2). Default 1 (space only)."),
+        click.option("--fps", default=None, metavar="F", help="Target frame rate instead of --time (60, 60000/1001)."),
+        click.option("--model", "model_name", default=None,
+                     help="Model variant (see `stvup info`). Default: read from the weights."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Checkpoint (.safetensors or .pth). Default: the shipped weights."),
+        click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
+                     help="Arithmetic precision (bf16 is fast on CPUs with AMX; fp16 needs CUDA)."),
+        click.option("--tile", type=click.IntRange(min=32), default=None, metavar="N",
+                     help="Split frames into overlapping N×N-pixel tiles (input pixels) to bound memory."),
+        click.option("--codec", default="libx264", help="Video encoder: libx264, libx265, ffv1 (lossless), ..."),
+        click.option("--crf", type=int, default=None, help="Constant rate factor (quality) of x264/x265."),
+        click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
+        click.option("--pix-fmt", default=None, help="Output pixel format (default: the codec's, e.g. yuv420p)."),
+        click.option("--input-fps", default="25", help="Frame rate of frame-folder inputs."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _progress_bar(quiet: bool):
+    """A rich progress bar on stderr (frames, fps, ETA), or a no-op when quiet or not a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]} fps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
+
+
+def _tracker(bar, description: str):
+    """A progress callback that moves one rich task: input frames done, output frames per second."""
+    import time as _t
+
+    state: dict[str, object] = {}
+
+    def update(p) -> None:
+        # The task appears with the first frame, so errors found before any decoding print alone.
+        if "task" not in state:
+            state["task"] = bar.add_task(description, total=None, fps="-")
+            state["start"] = _t.perf_counter()
+        elapsed = max(_t.perf_counter() - state["start"], 1e-9)
+        bar.update(state["task"], completed=p.frames_in, total=p.total, fps=f"{p.frames_out / elapsed:.2f}")
+
+    return update
+
+
+def _result_dict(r) -> dict:
+    return {
+        "input": r.input, "output": r.output, "skipped": r.skipped, "frames_in": r.frames_in,
+        "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
+        "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
+        "skipped_streams": r.skipped_streams, "problems": r.problems,
+    }  # fmt: skip
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output video, or a folder for PNG frames. Default: INPUT_stvup_xS.mp4 beside INPUT.")
+@_video_options
+def upscale(input_path: Path, output: Path | None, space, time_, fps, model_name, weights, device, precision, tile,
+            codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
+    """Upsample INPUT (a video or a folder of numbered frames) in space and time."""
+    from .api import upscale as run
+
+    with _progress_bar(quiet or as_json) as bar:
+        result = run(
+            input_path, output, space=int(space) if space else None, time=time_, fps=fps, model=model_name,
+            weights=weights, device=device, precision=precision, tile=tile, codec=codec, crf=crf, preset=preset,
+            pix_fmt=pix_fmt, input_fps=input_fps, overwrite=overwrite, progress=_tracker(bar, input_path.name),
+        )  # fmt: skip
+    _report([result], as_json, quiet)
+
+
+def _report(results, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([_result_dict(r) for r in results] if len(results) != 1 else _result_dict(results[0])))
+        return
+    for r in results:
+        if quiet:
+            continue
+        if r.skipped:
+            click.echo(f"{r.output}: already complete, skipped", err=True)
+            continue
+        w, h = r.output_size
+        click.echo(
+            f"{r.output}: {r.frames_out} frames {w}x{h} @ {r.output_rate} fps from {r.frames_in} input frames "
+            f"in {r.seconds:.1f} s",
+            err=True,
+        )
+        for line in r.skipped_streams + r.problems:
+            click.echo(f"  warning: {line}", err=True)
+
+
+@cli.command()
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@_video_options
+def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, weights, device, precision, tile, codec, crf,
+          preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
+    """Upsample every video and frame folder in IN_DIR into OUT_DIR; skips finished ones, carries on past errors."""
+    from .api import batch as run
+
+    with _progress_bar(quiet or as_json) as bar:
+        state = {"update": None}
+
+        def on_start(src, dst) -> None:
+            state["update"] = _tracker(bar, src.name)
+
+        def progress(p) -> None:
+            state["update"](p)
+
+        result = run(
+            in_dir, out_dir, overwrite=overwrite, on_start=on_start, progress=progress, weights=weights,
+            model=model_name, device=device, precision=precision, space=int(space) if space else None, tile=tile,
+            time=time_, fps=fps, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, input_fps=input_fps,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"results": [_result_dict(r) for r in result.results], "failures": result.failures}))
+    else:
+        _report(result.results, False, quiet)
+        for message in result.failures.values():
+            click.echo(f"failed: {message}", err=True)
+        if not quiet:
+            done = sum(not r.skipped for r in result.results)
+            skipped = sum(r.skipped for r in result.results)
+            click.echo(f"{done} done, {skipped} skipped, {len(result.failures)} failed", err=True)
+    if result.failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--size", default="960x540", help="Output frame size WxH (the input is this divided by the scale).")
+@click.option("--frames", type=click.IntRange(min=2), default=6, help="Input frames in the synthetic clip.")
+@click.option("--time", "time_", default="2", help="Frame-rate factor.")
+@click.option("--model", "model_name", default=None, help="Model variant. Default: the weights' (or stvun).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Checkpoint; without one (and no shipped weights) the model runs with random weights.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", help="Arithmetic precision.")
+@click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
+@click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def bench(size, frames, time_, model_name, weights, device, precision, tile, no_baseline, as_json) -> None:
+    """Measure seconds per output frame (decode, model, encode, total) and fps, and the FFmpeg baseline's."""
+    from .bench import benchmark, parse_size
+
+    report = benchmark(
+        size=parse_size(size), frames=frames, time_factor=time_, weights=weights, model=model_name, device=device,
+        precision=precision, tile=tile, baseline=not no_baseline,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"{report['model']} on {report['device']} ({report['precision']}, {report['threads']} threads); "
+        f"weights: {report['weights']}"
+    )
+    console.print(f"input {report['input']} → output {report['output']}")
+    table = Table("stage", "s / output frame")
+    for stage, value in report["stages_s_per_frame"].items():
+        table.add_row(stage, f"{value:.4f}")
+    console.print(table)
+    console.print(f"stvup: {report['fps']:.2f} output frames/s")
+    base = report.get("baseline")
+    if base:
+        if "error" in base:
+            console.print(f"baseline failed: {base['error']}")
+        else:
+            console.print(f"{base['name']}: {base['s_per_frame']:.4f} s/frame, {base['fps']:.2f} frames/s")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="stvup")

@@ -231,3 +231,47 @@ def convert_checkpoint(
     meta = {"format": "pt", "stvup_model": model_name, "source": Path(src).name}
     save_safetensors(out, dst, meta)
     return sha256_file(dst)
+
+
+#: Where shipped weights live: ``weights/`` next to the package in a source checkout or editable install.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = "default.safetensors"
+
+
+def default_weights_path() -> Path | None:
+    """The shipped default weights, or None when this installation has none."""
+    path = WEIGHTS_DIR / DEFAULT_WEIGHTS
+    return path if path.is_file() else None
+
+
+def checkpoint_model_name(path: str | os.PathLike, state: Mapping[str, torch.Tensor]) -> str:
+    """The model variant a checkpoint belongs to: its ``stvup_model`` metadata, else the config whose state-dict
+    layout it matches exactly (the authors' ``STVUN.pth`` is recognised as ``stvun``)."""
+    from .model import MODEL_CONFIGS, STVUN
+
+    if Path(path).suffix == ".safetensors":
+        name = read_safetensors_metadata(path).get("stvup_model")
+        if name in MODEL_CONFIGS:
+            return name
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    with torch.device("meta"):
+        for name, cfg in MODEL_CONFIGS.items():
+            if {k: tuple(v.shape) for k, v in STVUN(cfg).state_dict().items()} == shapes:
+                return name
+    raise CheckpointError(f"{path}: matches none of the known models ({', '.join(MODEL_CONFIGS)}); pass --model")
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """Only the ``__metadata__`` of a ``.safetensors`` file (reads the header, not the tensors)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return {}
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER:
+            return {}
+        try:
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        except ValueError:
+            return {}
+    return {str(k): str(v) for k, v in meta.items()}

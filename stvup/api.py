@@ -1,0 +1,300 @@
+"""The library calls behind ``stvup upscale`` and ``stvup batch``.
+
+``upscale()`` reads a video (or a folder of numbered frames), upsamples it in space and time with STVUN, and writes
+the result with the input's audio, subtitles, colour metadata and rotation; ``batch()`` does that for every video and
+frame folder in a folder. Progress is reported through callbacks; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import InputError, OutputError, StvupError, UsageError
+from .model import build_model
+from .pipeline import Upscaler
+from .timing import output_rate, parse_rate, parse_time_factor
+from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, open_writer, probe
+from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
+
+__all__ = ["BatchResult", "Progress", "UpscaleResult", "batch", "find_inputs", "load_upscaler", "upscale"]
+
+
+@dataclass
+class Progress:
+    """A progress report: input frames read so far (of ``total``, an estimate or None) and output frames written."""
+
+    path: str
+    frames_in: int
+    total: int | None
+    frames_out: int
+
+
+@dataclass
+class UpscaleResult:
+    """What one ``upscale`` call did."""
+
+    input: str
+    output: str
+    frames_in: int
+    frames_out: int
+    input_rate: Fraction
+    output_rate: Fraction
+    input_size: tuple[int, int]
+    output_size: tuple[int, int]
+    seconds: float
+    skipped_streams: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped: bool = False  # batch: output already complete, nothing done
+
+
+@dataclass
+class BatchResult:
+    """Per-input results of ``batch``; ``failures`` maps input paths to their one-line error."""
+
+    results: list[UpscaleResult] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def load_upscaler(
+    weights: str | os.PathLike | None = None,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    space: int | None = None,
+    tile: int | None = None,
+) -> Upscaler:
+    """Builds the model for ``weights`` (default: the shipped weights), loads them strictly and wraps them.
+
+    ``model`` names the variant when it cannot be read from the file. There is no random-weight fallback: with no
+    weights and no shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
+    """
+    if weights is None:
+        weights = default_weights_path()
+        if weights is None:
+            raise UsageError(
+                "no weights: this installation ships no default weights; pass --weights PATH "
+                "(a .safetensors or .pth checkpoint, e.g. the authors' STVUN.pth)"
+            )
+    state = load_checkpoint(weights)
+    name = model or checkpoint_model_name(weights, state)
+    try:
+        net = build_model(name)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    load_weights(net, state)
+    return Upscaler(net, device=device, precision=precision, space=space, tile=tile)
+
+
+def default_output_path(input_path: str | os.PathLike, space: int) -> Path:
+    """``clip.mp4`` → ``clip_stvup_x4.mp4`` beside it; MKV and MOV keep their container, the rest become MP4."""
+    src = Path(os.fspath(input_path).rstrip("/\\"))
+    ext = src.suffix.lower() if src.suffix.lower() in (".mkv", ".mov") and src.is_file() else ".mp4"
+    return src.with_name(f"{src.stem if src.is_file() else src.name}_stvup_x{space}{ext}")
+
+
+def upscale(
+    input: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    space: int | None = None,
+    time: str | float | Fraction | None = None,
+    fps: str | float | Fraction | None = None,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    tile: int | None = None,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    input_fps: str | float | Fraction = 25,
+    overwrite: bool = False,
+    upscaler: Upscaler | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> UpscaleResult:
+    """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
+    ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
+
+    ``output`` defaults to ``<input>_stvup_x<space>.mp4`` beside the input; a folder (or a name without a video
+    extension) receives numbered PNG frames. An existing output is only replaced with ``overwrite``; the result is
+    written under a temporary name and renamed when complete, so a failure or Ctrl-C leaves nothing behind.
+    ``upscaler`` reuses an already loaded model (see :func:`load_upscaler`); otherwise ``weights``/``model``/
+    ``device``/``precision``/``space``/``tile`` build one.
+    """
+    started = _time.perf_counter()
+    in_path = os.fspath(input)
+    time_factor = parse_time_factor(time) if time is not None else None
+    fps_value = parse_rate(fps) if fps is not None else None
+    if time_factor is not None and fps_value is not None:
+        raise UsageError("pass either --time or --fps, not both")
+    info = probe(in_path, input_fps=parse_rate(input_fps))
+    if upscaler is None:
+        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile)
+    elif space is not None and space != upscaler.space:
+        raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
+    s = upscaler.space
+    out_path = Path(output) if output is not None else default_output_path(in_path, s)
+    _check_output(in_path, out_path, overwrite)
+    rate_out = output_rate(info.rate, time_factor, fps_value)
+
+    writer = open_writer(
+        out_path,
+        width=info.width * s,
+        height=info.height * s,
+        rate=rate_out,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        source=in_path if info.kind == "video" else None,
+        color=info.color,
+        rotation=info.rotation,
+    )
+    frames_in = 0
+    frames_out = 0
+    with writer, iter_frames(in_path, input_fps=info.rate) as stream:
+
+        def count(i: int) -> None:
+            nonlocal frames_in
+            frames_in = i + 1
+            if progress is not None:
+                progress(Progress(in_path, frames_in, info.frame_count, frames_out))
+
+        pairs = ((f.image, f.time) for f in stream)
+        try:
+            for out in upscaler.stream(pairs, info.rate, rate_out, on_frame=count):
+                writer.write(out.image)
+                frames_out += 1
+        except InputError as exc:
+            if exc.path is None:  # the pipeline does not know file names
+                raise InputError(in_path, exc.cause) from None
+            raise
+        problems = list(getattr(stream, "problems", []))
+    if progress is not None:
+        progress(Progress(in_path, frames_in, frames_in, frames_out))
+    return UpscaleResult(
+        input=in_path,
+        output=os.fspath(out_path),
+        frames_in=frames_in,
+        frames_out=frames_out,
+        input_rate=info.rate,
+        output_rate=rate_out,
+        input_size=(info.width, info.height),
+        output_size=(info.width * s, info.height * s),
+        seconds=_time.perf_counter() - started,
+        skipped_streams=list(writer.skipped_streams),
+        problems=problems,
+    )
+
+
+def _check_output(in_path: str, out_path: Path, overwrite: bool) -> None:
+    if out_path.resolve() == Path(in_path).resolve():
+        raise OutputError(out_path, "is the input; choose another output name")
+    is_video = out_path.suffix.lower() in VIDEO_EXTENSIONS
+    if out_path.exists() and is_video and not overwrite:
+        raise OutputError(out_path, "exists; pass --overwrite to replace it")
+    if out_path.is_dir() and any(out_path.iterdir()) and not overwrite:
+        raise OutputError(out_path, "is a folder that is not empty; pass --overwrite or choose an empty folder")
+    parent = out_path.parent
+    if not parent.is_dir():
+        raise OutputError(out_path, f"folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(out_path, f"folder {parent} is not writable")
+
+
+def find_inputs(folder: str | os.PathLike) -> list[Path]:
+    """Videos and frame folders directly inside ``folder``, in name order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(root, "is not a folder")
+    found = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if any(p.suffix.lower() in FRAME_EXTENSIONS for p in entry.iterdir()):
+                found.append(entry)
+        elif entry.suffix.lower() in VIDEO_EXTENSIONS or entry.suffix.lower() in _OTHER_VIDEO_EXTENSIONS:
+            found.append(entry)
+    return found
+
+
+_OTHER_VIDEO_EXTENSIONS = (".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".y4m")
+
+
+def _complete(path: Path) -> bool:
+    """An existing output counts as complete when it probes as a video: partial outputs never get the final name."""
+    if not path.exists():
+        return False
+    try:
+        probe(path)
+    except StvupError:
+        return False
+    return True
+
+
+def batch(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    on_start: Callable[[Path, Path], None] | None = None,
+    on_done: Callable[[UpscaleResult | None, str | None], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    weights: str | os.PathLike | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    space: int | None = None,
+    tile: int | None = None,
+    **options: object,
+) -> BatchResult:
+    """Upsamples every video and frame folder in ``in_dir`` into ``out_dir`` (created if needed).
+
+    Outputs keep the input's name (frame folders become ``<name>.mp4``, other containers MP4 unless MKV/MOV).
+    Inputs whose output already exists and is complete are skipped; a broken input is recorded in
+    ``failures`` and the batch carries on. ``options`` are those of :func:`upscale` (time, fps, codec, ...).
+    """
+    inputs = find_inputs(in_dir)
+    # Bad options would fail every input: check them once, before any work.
+    if options.get("time") is not None:
+        parse_time_factor(options["time"])  # type: ignore[arg-type]
+    if options.get("fps") is not None:
+        parse_rate(options["fps"])  # type: ignore[arg-type]
+    out_root = Path(out_dir)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(out_root, f"cannot create folder ({exc.strerror})") from None
+    upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile)
+    result = BatchResult()
+    for src in inputs:
+        ext = src.suffix.lower() if src.is_file() and src.suffix.lower() in (".mkv", ".mov") else ".mp4"
+        dst = out_root / f"{src.stem if src.is_file() else src.name}{ext}"
+        if on_start is not None:
+            on_start(src, dst)
+        if _complete(dst) and not overwrite:
+            done = UpscaleResult(os.fspath(src), os.fspath(dst), 0, 0, Fraction(0), Fraction(0), (0, 0), (0, 0), 0.0)
+            done.skipped = True
+            result.results.append(done)
+            if on_done is not None:
+                on_done(done, None)
+            continue
+        try:
+            done = upscale(src, dst, upscaler=upscaler, overwrite=overwrite, progress=progress, **options)
+        except StvupError as exc:
+            result.failures[os.fspath(src)] = str(exc)
+            if on_done is not None:
+                on_done(None, str(exc))
+            continue
+        result.results.append(done)
+        if on_done is not None:
+            on_done(done, None)
+    return result

@@ -1,0 +1,259 @@
+"""Streaming space-time upsampling of a sequence of frames with STVUN.
+
+Frames arrive one at a time; every input frame is the centre of one 7-frame window (mirrored at both ends of the
+clip, so no frame is lost), and every output timestamp falls between one input frame and the next, where it becomes
+a ``T_in`` of that window (``T_in = 0`` is the window's spatial output). Each frame is encoded once and its encoder
+features are reused by all windows that contain it; only the frames and features of one window (plus the frame
+being read) are kept, so memory does not grow with the length of the video.
+
+Large frames can be split into overlapping tiles (``tile``), the same tiling for all seven frames of a window; the
+tiles' outputs are blended with linear ramps across the overlaps, so there are no seams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError, UsageError
+from .model import STVUN
+from .timing import times_in_interval
+
+__all__ = ["PRECISIONS", "OutputFrame", "Upscaler", "resolve_device"]
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+HALF = 3  # frames on each side of the window centre
+
+
+@dataclass
+class OutputFrame:
+    """One upsampled frame: ``index`` j (its time is ``j / rate``), ``image`` (H, W, 3) uint8 RGB."""
+
+    index: int
+    image: np.ndarray
+    source: int  # input frame whose window produced it
+    t_in: Fraction  # position between input frames ``source`` and ``source + 1``
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a usage error, not a crash."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA device is available")
+    return dev
+
+
+def reflect(index: int, n: int) -> int:
+    """Mirror ``index`` into ``[0, n)`` without repeating the edge frame (…, 2, 1, 0, 1, 2, …)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    index %= period
+    return index if index < n else period - index
+
+
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/end of overlapping tiles covering ``[0, size)``; the last tile is aligned to the end."""
+    if tile >= size:
+        return [(0, size)]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return [(s, s + tile) for s in starts]
+
+
+def _ramp(length: int, ramp: int, lead: bool, trail: bool) -> torch.Tensor:
+    """1-D blending weight: linear ramps of ``ramp`` samples at the ends that border another tile."""
+    w = torch.ones(length)
+    r = min(ramp, length)
+    edge = (torch.arange(r, dtype=torch.float32) + 0.5) / r
+    if lead:
+        w[:r] = torch.minimum(w[:r], edge)
+    if trail:
+        w[length - r :] = torch.minimum(w[length - r :], edge.flip(0))
+    return w
+
+
+class Upscaler:
+    """Runs an STVUN over a stream of frames; holds the model, device, precision and tiling.
+
+    ``space`` may be below the model's scale (×2 from a ×4 model): the network's output is then reduced with
+    antialiased bicubic resampling. ``tile`` is the tile size in input pixels (None: whole frames).
+    """
+
+    def __init__(
+        self,
+        model: STVUN,
+        *,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        space: int | None = None,
+        tile: int | None = None,
+        tile_overlap: int = 16,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+        self.device = resolve_device(device)
+        self.dtype = PRECISIONS[precision]
+        if self.device.type == "cpu" and self.dtype == torch.float16:
+            raise UsageError("--precision fp16 needs a CUDA device; use bf16 on CPU")
+        self.model = model.to(self.device).eval()
+        self.space = space or model.scale
+        if self.space not in (2, 4) or model.scale % self.space:
+            raise UsageError(f"--space {self.space} is not possible with a ×{model.scale} model")
+        m = model.size_multiple
+        if tile is not None and tile < 2 * m:
+            raise UsageError(f"--tile must be at least {2 * m} pixels, got {tile}")
+        self.tile = None if tile is None else -(-tile // m) * m
+        self.overlap = -(-tile_overlap // m) * m
+
+    # -- tensors ---------------------------------------------------------------------------------------------------
+
+    def _prepare(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 ``(h, w, 3)`` → ``(1, 3, H, W)`` in [-1, 1], padded (edge replication) to the model's multiple."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        x = x.float() / 127.5 - 1.0
+        m = self.model.size_multiple
+        ph, pw = -x.shape[2] % m, -x.shape[3] % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return x
+
+    def _finish(self, y: torch.Tensor, h: int, w: int) -> np.ndarray:
+        """Network output → cropped, optionally reduced, uint8 ``(space·h, space·w, 3)``."""
+        s = self.model.scale
+        y = y[:, :, : h * s, : w * s].float()
+        if self.space != s:
+            y = F.interpolate(y, size=(h * self.space, w * self.space), mode="bicubic", antialias=True)
+        y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return y[0].permute(1, 2, 0).cpu().numpy()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    # -- one window ------------------------------------------------------------------------------------------------
+
+    def _tiles(self, hh: int, ww: int) -> list[tuple[int, int, int, int]]:
+        if self.tile is None:
+            return [(0, hh, 0, ww)]
+        return [(y0, y1, x0, x1) for y0, y1 in tile_spans(hh, self.tile, self.overlap)
+                for x0, x1 in tile_spans(ww, self.tile, self.overlap)]  # fmt: skip
+
+    @torch.inference_mode()
+    def _window(
+        self,
+        frames: list[torch.Tensor],
+        ids: list[int],
+        cache: dict[tuple[int, int], list[torch.Tensor]],
+        times: list[float],
+    ) -> list[torch.Tensor]:
+        """Outputs (``T_in = times``, 0 meaning the centre frame) of one window, full padded size."""
+        _, _, hh, ww = frames[HALF].shape
+        s = self.model.scale
+        tiles = self._tiles(hh, ww)
+        single = len(tiles) == 1
+        outs = [None] * len(times) if single else [torch.zeros(1, 3, hh * s, ww * s, device=self.device) for _ in times]
+        weight = None if single else torch.zeros(1, 1, hh * s, ww * s, device=self.device)
+        for k, (y0, y1, x0, x1) in enumerate(tiles):
+            crops = [f[:, :, y0:y1, x0:x1] for f in frames]
+            with self._autocast():
+                feats = []
+                for idx, crop in zip(ids, crops):
+                    if (idx, k) not in cache:
+                        cache[(idx, k)] = self.model.encode(crop)
+                    feats.append(cache[(idx, k)])
+                x3, x4 = crops[HALF], crops[HALF + 1]
+                centre, decoded = self.model.upsample_center(x3, feats[HALF], self.model.fuse(feats))
+                flows = self.model.estimate_flows(x3, x4) if any(t > 0 for t in times) else None
+                results = []
+                for t in times:
+                    if t == 0:
+                        results.append(centre)
+                    else:
+                        y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, t)
+                        results.append(y)
+            if single:
+                outs = [r.float() for r in results]
+                continue
+            wy = _ramp(y1 - y0, self.overlap * s // 2, y0 > 0, y1 < hh)
+            wx = _ramp(x1 - x0, self.overlap * s // 2, x0 > 0, x1 < ww)
+            wy = F.interpolate(wy.view(1, 1, -1, 1), scale_factor=(s, 1), mode="nearest").view(-1)
+            wx = F.interpolate(wx.view(1, 1, 1, -1), scale_factor=(1, s), mode="nearest").view(-1)
+            wt = (wy[:, None] * wx[None, :]).to(self.device)
+            weight[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += wt
+            for o, r in zip(outs, results):
+                o[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += r.float() * wt
+        return outs if single else [o / weight for o in outs]
+
+    # -- streams ---------------------------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        frames: Iterable[tuple[np.ndarray, Fraction]],
+        input_rate: Fraction,
+        output_rate: Fraction,
+        on_frame: Callable[[int], None] | None = None,
+    ) -> Iterator[OutputFrame]:
+        """Upsamples ``(image, time)`` pairs (time in seconds from the first frame) into output frames in order.
+
+        Output frame j has time ``j / output_rate``; those between input frames i and i+1 come from window i. After
+        the last input frame, its window covers one nominal frame period (``1 / input_rate``), so N frames at an
+        integer factor K give N×K frames. ``on_frame(i)`` is called after input frame i has been consumed.
+        """
+        buf: dict[int, tuple[torch.Tensor, Fraction]] = {}
+        cache: dict[tuple[int, int], list[torch.Tensor]] = {}
+        size: tuple[int, int] | None = None
+        n = 0
+        done = 0  # next window to process
+
+        def run(i: int, total: int | None) -> Iterator[OutputFrame]:
+            count = total if total is not None else n
+            t0 = buf[i][1]
+            t1 = buf[i + 1][1] if i + 1 < count else t0 + 1 / input_rate
+            t1 = max(t1, t0 + Fraction(1, 10**6))  # defend against repeated timestamps
+            wanted = times_in_interval(t0, t1, output_rate)
+            if wanted:
+                # Before the end is known, i + 3 < n: only the start can need mirroring, within the frames read.
+                ids = [reflect(i + d, count) for d in range(-HALF, HALF + 1)]
+                outs = self._window([buf[j][0] for j in ids], ids, cache, [float(t) for _, t in wanted])
+                for (j, t), y in zip(wanted, outs):
+                    yield OutputFrame(j, self._finish(y, *size), i, t)
+            for key in [key for key in cache if key[0] <= i - HALF]:
+                del cache[key]
+            for key in [key for key in buf if key <= i - HALF]:
+                del buf[key]
+
+        for image, time in frames:
+            if size is None:
+                size = image.shape[:2]
+            elif image.shape[:2] != size:
+                got, want = f"{image.shape[1]}x{image.shape[0]}", f"{size[1]}x{size[0]}"
+                raise InputError(None, f"frame {n} is {got}, not {want} like frame 0")
+            buf[n] = (self._prepare(image), Fraction(time))
+            n += 1
+            if on_frame is not None:
+                on_frame(n - 1)
+            # Window i needs frames up to i + 3 (and i + 1 for its end time); before the clip's end is known,
+            # mirrored indices are only needed at the start, where they point at frames already read.
+            while done + HALF < n:
+                yield from run(done, None)
+                done += 1
+        if n < 2:
+            raise InputError(None, f"has {n} frame{'s' * (n != 1)}; at least 2 are needed")
+        while done < n:
+            yield from run(done, n)
+            done += 1

@@ -1,0 +1,30 @@
+"""Video input and output: probe and decode videos or frame folders, encode results atomically.
+
+See :mod:`stvup.video.reader` and :mod:`stvup.video.writer` for the decisions behind rates, timestamps, colour,
+rotation and damaged input.
+"""
+
+from stvup.video.reader import (
+    FRAME_EXTENSIONS,
+    DecodedFrame,
+    FrameStream,
+    VideoInfo,
+    iter_frames,
+    list_frame_files,
+    probe,
+)
+from stvup.video.writer import VIDEO_EXTENSIONS, FrameFolderWriter, VideoWriter, open_writer
+
+__all__ = [
+    "FRAME_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "DecodedFrame",
+    "FrameFolderWriter",
+    "FrameStream",
+    "VideoInfo",
+    "VideoWriter",
+    "iter_frames",
+    "list_frame_files",
+    "open_writer",
+    "probe",
+]

@@ -1,0 +1,658 @@
+"""Read videos and frame folders as a stream of RGB frames with exact timestamps.
+
+Two kinds of input are accepted:
+
+* a **video file** in any container/codec FFmpeg (through PyAV) can decode;
+* a **frame folder**: a directory of ``.png``/``.jpg``/``.jpeg`` images taken in natural numeric order
+  (``Frame 2.png`` before ``Frame 10.png``), shown at a rate the caller chooses (``input_fps``).
+
+Decisions worth knowing when reading the rest of the package:
+
+* **Frame rate.** Containers do not agree on what "the" rate is. :func:`probe` starts from the stream's average rate
+  and checks it against the packet timestamps of the first few hundred packets (a demux only, no decoding). When the
+  two agree it keeps whichever of the average and FFmpeg's guessed rate is closest to the timestamps (so a header
+  that says 19.98 fps for a 20 fps clip gives 20). When the average claims *more* frames per second than the
+  timestamps allow (AVI files whose header counts every chunk, e.g. ``vtest.avi``: average 50, real 25), the
+  timestamp rate wins. When it claims fewer (variable-rate footage with dropped frames), the average is kept because
+  it is what preserves the duration and so the audio sync of a constant-rate output.
+* **Timestamps.** :attr:`DecodedFrame.time` is seconds since the first frame. It comes from the frames' PTS; AVI and
+  other containers without real presentation timestamps produce PTS out of order, so the first frames are inspected
+  and the decoder's DTS is used instead when it is the monotonic one. Any frame whose timestamp is missing or not
+  later than the previous one gets ``previous + 1/rate``, so times always increase.
+* **Colour.** Pixels are converted to RGB with the source's own matrix and range (BT.601/BT.709/BT.2020, limited or
+  full). Untagged sources follow the usual player convention: BT.709 at 720 lines or more, BT.601 below. The matrix
+  and range actually used are reported in :attr:`VideoInfo.color` so that the writer encodes with the same ones.
+* **Rotation.** Pixels are returned exactly as decoded (not rotated); :attr:`VideoInfo.rotation` says how the player
+  should turn them. The writer carries that rotation into the output as display-matrix metadata (MP4, MOV, MKV,
+  WebM) and only turns the pixels itself where the output cannot hold that metadata (AVI, frame folders). This keeps
+  the model's input in the camera's native orientation and avoids a pointless copy per frame.
+* **Damaged input.** A file that cannot be opened, has no video stream or yields no frame at all raises
+  :class:`~stvup.errors.InputError`. Packets that fail to decode are skipped, and a file whose tail is truncated or
+  damaged ends at the last good frame; both are recorded in :attr:`FrameStream.problems` rather than raised, so a
+  long job is not lost to one bad packet at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+from av.video.reformatter import Colorspace, VideoReformatter
+
+from stvup.errors import InputError
+
+__all__ = [
+    "FRAME_EXTENSIONS",
+    "DecodedFrame",
+    "FrameStream",
+    "VideoInfo",
+    "iter_frames",
+    "list_frame_files",
+    "probe",
+]
+
+#: Image file extensions (lower case) that make up a frame folder.
+FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+# FFmpeg AVColorSpace / AVColorRange / AVColorPrimaries / AVColorTransferCharacteristic values used here.
+_SPC_RGB, _SPC_BT709, _SPC_UNSPECIFIED, _SPC_SMPTE170M = 0, 1, 2, 6
+_RANGE_UNSPECIFIED, _RANGE_MPEG, _RANGE_JPEG = 0, 1, 2
+_PRI_BT709, _TRC_IEC61966_2_1 = 1, 13
+
+# AVColorSpace value -> swscale matrix. Values missing here (RGB, reserved, YCgCo, ...) use the size heuristic.
+_SWS_MATRIX = {
+    1: Colorspace.ITU709,
+    4: Colorspace.FCC,
+    5: Colorspace.ITU601,
+    6: Colorspace.SMPTE170M,
+    7: Colorspace.SMPTE240M,
+    9: Colorspace.BT2020,
+    10: Colorspace.BT2020,
+}
+
+# How many video packets probe() demuxes to check the rate and count frames.
+_RATE_SAMPLE_PACKETS = 300
+# Two rates closer than this (relative) are the same rate.
+_RATE_TOLERANCE = 0.02
+# How many decoded frames are inspected before choosing PTS or DTS as the timestamp source.
+_TIMESTAMP_LOOKAHEAD = 8
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learnt about an input, enough to plan the output before decoding it.
+
+    ``width``/``height`` are the decoded picture size, before rotation. ``rate`` is frames per second (see the module
+    docstring for how it is chosen). ``frame_count`` is exact for frame folders and short files and an estimate for
+    long files (``None`` when unknown). ``rotation`` is the counter-clockwise display rotation in degrees (0, 90, 180
+    or 270), the convention of PyAV's ``VideoFrame.rotation``. ``color`` maps ``colorspace``, ``color_range``,
+    ``color_primaries`` and ``color_trc`` to FFmpeg's enum values as PyAV exposes them, with the matrix and range
+    actually used for decoding filled in where the source leaves them unspecified.
+    """
+
+    path: str
+    kind: str
+    width: int
+    height: int
+    rate: Fraction
+    frame_count: int | None
+    duration: Fraction | None
+    rotation: int
+    color: dict[str, int]
+    codec: str
+    has_audio: bool
+    audio_streams: int
+    subtitle_streams: int
+
+    @property
+    def display_width(self) -> int:
+        """Width of the picture as shown, after rotation."""
+        return self.height if self.rotation in (90, 270) else self.width
+
+    @property
+    def display_height(self) -> int:
+        """Height of the picture as shown, after rotation."""
+        return self.width if self.rotation in (90, 270) else self.height
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded picture: ``image`` is (height, width, 3) uint8 RGB, ``time`` seconds since the first frame."""
+
+    image: np.ndarray
+    time: Fraction
+    index: int
+
+
+@dataclass
+class FrameStream(Iterator[DecodedFrame]):
+    """Iterator over the frames of one input, returned by :func:`iter_frames`.
+
+    It decodes lazily, one frame at a time, so memory does not grow with the length of the video. ``problems``
+    collects one line per recoverable defect met so far (skipped packets, truncated tail) so callers can warn the
+    user; the library itself never prints. Use it as a context manager, or call :meth:`close`, to release the file
+    early when not iterating to the end.
+    """
+
+    path: str
+    info: VideoInfo
+    problems: list[str] = field(default_factory=list)
+    _frames: Generator[DecodedFrame, None, None] | None = field(default=None, repr=False)
+
+    def __iter__(self) -> FrameStream:
+        return self
+
+    def __next__(self) -> DecodedFrame:
+        if self._frames is None:
+            raise StopIteration
+        return next(self._frames)
+
+    def close(self) -> None:
+        """Stop decoding and close the input file."""
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
+
+    def __enter__(self) -> FrameStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def probe(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> VideoInfo:
+    """Describe a video file or frame folder without decoding all of it.
+
+    A directory is read as a frame folder shown at ``input_fps``; anything else is opened with PyAV (``input_fps`` is
+    then only the last resort for a file that states no rate and has too few timestamps to measure one). Raises
+    :class:`~stvup.errors.InputError` when the input is missing, empty, not a video, has no video stream or cannot
+    be decoded at all.
+    """
+    path_str = os.fspath(path)
+    input_fps = _check_fps(input_fps)
+    if os.path.isdir(path_str):
+        return _probe_folder(path_str, input_fps)
+    if not os.path.exists(path_str):
+        raise InputError(path_str, "no such file or folder")
+    container = _open_input(path_str)
+    try:
+        return _probe_container(path_str, container, input_fps)
+    finally:
+        container.close()
+
+
+def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> FrameStream:
+    """Decode an input one frame at a time, in display order, as RGB arrays with timestamps.
+
+    Decoding is threaded and lazy: besides the decoder's own reference frames, at most 8 decoded frames are held (at
+    the start, while choosing between PTS and DTS), so memory does not grow with the length of the input. The
+    returned :class:`FrameStream` also carries :attr:`FrameStream.info` (the :func:`probe` result) and
+    :attr:`FrameStream.problems`. Raises :class:`~stvup.errors.InputError` for unusable inputs, either at once or,
+    for a file that turns out to contain no decodable frame, from the iteration.
+    """
+    path_str = os.fspath(path)
+    info = probe(path_str, input_fps)
+    stream = FrameStream(path=path_str, info=info)
+    if info.kind == "frames":
+        stream._frames = _iter_folder(path_str, info)
+    else:
+        stream._frames = _iter_container(path_str, info, stream.problems)
+    return stream
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """Return the image files of a frame folder in natural numeric order (hidden files ignored).
+
+    Raises InputError when the folder holds no .png/.jpg/.jpeg file.
+    """
+    folder_str = os.fspath(folder)
+    try:
+        entries = [entry for entry in os.scandir(folder_str) if entry.is_file()]
+    except OSError as exc:
+        raise InputError(folder_str, f"cannot list folder: {exc.strerror or exc}") from None
+    files = [
+        Path(entry.path)
+        for entry in entries
+        if Path(entry.name).suffix.lower() in FRAME_EXTENSIONS and not entry.name.startswith(".")
+    ]
+    if not files:
+        raise InputError(folder_str, "folder contains no .png/.jpg/.jpeg frames")
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Frame folders
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value, so "Frame 2" < "Frame 10" and "9" < "10"."""
+    parts = re.split(r"(\d+)", name)
+    # Odd positions are digit runs; ties between "01" and "1" fall back to the text itself.
+    return tuple((int(part), part) if i % 2 else (0, part.lower()) for i, part in enumerate(parts)), name
+
+
+def _probe_folder(folder: str, input_fps: Fraction) -> VideoInfo:
+    files = list_frame_files(folder)
+    first = _read_image(files[0])
+    height, width = first.shape[:2]
+    codec = "png" if files[0].suffix.lower() == ".png" else "mjpeg"
+    count = len(files)
+    return VideoInfo(
+        path=folder,
+        kind="frames",
+        width=width,
+        height=height,
+        rate=input_fps,
+        frame_count=count,
+        duration=Fraction(count) / input_fps,
+        rotation=0,
+        # Images are sRGB; these are the tags a YUV encoding of them should carry.
+        color={
+            "colorspace": _SPC_BT709,
+            "color_range": _RANGE_MPEG,
+            "color_primaries": _PRI_BT709,
+            "color_trc": _TRC_IEC61966_2_1,
+        },
+        codec=codec,
+        has_audio=False,
+        audio_streams=0,
+        subtitle_streams=0,
+    )
+
+
+def _read_image(file: Path) -> np.ndarray:
+    """Decode one PNG/JPEG with PyAV into an (h, w, 3) uint8 RGB array."""
+    try:
+        with av.open(str(file)) as container:
+            for frame in container.decode(video=0):
+                return _to_rgb(frame, _RGB_FALLBACK)
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise InputError(file, f"cannot decode image ({_describe(exc)})") from None
+    raise InputError(file, "cannot decode image (no picture in file)")
+
+
+def _iter_folder(folder: str, info: VideoInfo) -> Generator[DecodedFrame, None, None]:
+    for index, file in enumerate(list_frame_files(folder)):
+        image = _read_image(file)
+        if image.shape[:2] != (info.height, info.width):
+            raise InputError(
+                file,
+                f"frame is {image.shape[1]}x{image.shape[0]} but the first frame is {info.width}x{info.height}",
+            )
+        yield DecodedFrame(image=image, time=Fraction(index) / info.rate, index=index)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _open_input(path: str) -> Any:
+    """Open a media file for reading, turning PyAV errors into a one-line InputError."""
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise InputError(path, "not a video file, or the file is damaged or truncated") from None
+    except av.error.FileNotFoundError:
+        raise InputError(path, "no such file or folder") from None
+    except av.error.PermissionError:
+        raise InputError(path, "permission denied") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(path, f"cannot open ({_describe(exc)})") from None
+
+
+def _video_stream(path: str, container: Any) -> Any:
+    """Pick the first real video stream (not cover art) or raise InputError."""
+    for stream in container.streams.video:
+        if stream.disposition & av.stream.Disposition.attached_pic:
+            continue
+        if stream.codec_context is None:
+            raise InputError(path, f"no decoder for the video codec of stream #{stream.index}")
+        return stream
+    kinds = sorted({s.type for s in container.streams})
+    found = f" (it has only {', '.join(kinds)})" if kinds else ""
+    raise InputError(path, f"contains no video stream{found}")
+
+
+def _probe_container(path: str, container: Any, input_fps: Fraction) -> VideoInfo:
+    stream = _video_stream(path, container)
+    time_base = stream.time_base
+
+    # Demux a bounded number of packets: their timestamps check the rate, and if the file ends within the sample
+    # their number is the exact frame count. Decode only until the first picture, which gives size and rotation.
+    timestamps: list[int] = []
+    packets = 0
+    reached_end = False
+    first_frame = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                if packet.dts is None and packet.pts is None:
+                    # The empty packet at the end of the stream: flush the decoder.
+                    if first_frame is None:
+                        first_frame = _first(_safe_decode(stream, None))
+                    reached_end = True
+                    break
+                continue
+            if packet.is_discard:
+                continue  # edit-list trimmed: never shown
+            packets += 1
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None:
+                timestamps.append(stamp)
+            if first_frame is None:
+                first_frame = _first(_safe_decode(stream, packet))
+            if packets >= _RATE_SAMPLE_PACKETS and first_frame is not None:
+                break
+        else:
+            reached_end = True
+    except av.error.FFmpegError:
+        reached_end = True  # damaged tail: what was read so far is all there is
+    if first_frame is None:
+        first_frame = _first(_safe_decode(stream, None))
+    if first_frame is None:
+        raise InputError(path, "no decodable video frame")
+
+    average = _positive(stream.average_rate)
+    guessed = _positive(stream.guessed_rate)
+    measured = _timestamp_rate(timestamps, time_base)
+    rate = _choose_rate(average, guessed, measured) or input_fps
+
+    duration = None
+    if stream.duration and time_base:
+        duration = Fraction(stream.duration) * time_base
+    elif container.duration:
+        duration = Fraction(container.duration, av.time_base)
+    if reached_end:
+        frame_count: int | None = packets
+    elif stream.frames and average is not None and _close(rate, average):
+        frame_count = stream.frames
+    elif duration is not None:
+        frame_count = max(1, round(duration * rate))
+    else:
+        frame_count = None
+
+    ctx = stream.codec_context
+    return VideoInfo(
+        path=path,
+        kind="video",
+        width=first_frame.width,
+        height=first_frame.height,
+        rate=rate,
+        frame_count=frame_count,
+        duration=duration,
+        rotation=_rotation(first_frame, stream),
+        color=_effective_color(first_frame, ctx),
+        codec=ctx.name,
+        has_audio=len(container.streams.audio) > 0,
+        audio_streams=len(container.streams.audio),
+        subtitle_streams=len(container.streams.subtitles),
+    )
+
+
+def _first(frames: list) -> Any:
+    return frames[0] if frames else None
+
+
+def _safe_decode(stream: Any, packet: Any) -> list:
+    """Decode one packet (or flush with None); a packet the decoder rejects yields nothing."""
+    try:
+        return stream.decode(packet)
+    except (av.error.FFmpegError, ValueError):
+        return []
+
+
+def _iter_container(path: str, info: VideoInfo, problems: list[str]) -> Generator[DecodedFrame, None, None]:
+    container = _open_input(path)
+    try:
+        stream = _video_stream(path, container)
+        stream.thread_type = "AUTO"
+        clock = _Clock(info.rate, stream.time_base)
+        convert = _RgbConverter(info.color)
+        lookahead: list[Any] = []
+        index = 0
+        for frame in _decode_all(container, stream, problems):
+            if not clock.decided:
+                lookahead.append(frame)
+                if len(lookahead) < _TIMESTAMP_LOOKAHEAD:
+                    continue
+                clock.decide(lookahead)
+            for ready in lookahead or (frame,):
+                yield DecodedFrame(image=convert(ready), time=clock.time(ready), index=index)
+                index += 1
+            lookahead = []
+        if lookahead:
+            clock.decide(lookahead)
+            for ready in lookahead:
+                yield DecodedFrame(image=convert(ready), time=clock.time(ready), index=index)
+                index += 1
+        if index == 0:
+            raise InputError(path, "no decodable video frame")
+    finally:
+        container.close()
+
+
+def _decode_all(container: Any, stream: Any, problems: list[str]) -> Iterator[Any]:
+    """Yield decoded frames, skipping packets the decoder rejects and stopping cleanly at a damaged tail."""
+    skipped = 0
+    decoded = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = stream.decode(packet)
+            except (av.error.FFmpegError, ValueError):
+                skipped += 1
+                continue
+            for frame in frames:
+                decoded += 1
+                yield frame
+    except av.error.FFmpegError as exc:
+        problems.append(f"input is damaged or truncated after frame {decoded} ({_describe(exc)}); stopped there")
+        for frame in _safe_decode(stream, None):
+            yield frame
+    if skipped:
+        problems.append(f"skipped {skipped} video packet(s) that could not be decoded")
+
+
+class _Clock:
+    """Turn frame timestamps into strictly increasing seconds since the first frame."""
+
+    def __init__(self, rate: Fraction, time_base: Fraction | None) -> None:
+        self.step = 1 / rate
+        self.time_base = time_base
+        self.decided = False
+        self.attribute = "pts"
+        self.origin: int | None = None
+        self.last: Fraction | None = None
+
+    def decide(self, frames: list) -> None:
+        """Use PTS if it increases over the first frames, else DTS if that does, else frame count."""
+        self.decided = True
+        if not self.time_base:
+            self.attribute = ""
+            return
+        for attribute in ("pts", "dts"):
+            stamps = [getattr(f, attribute) for f in frames]
+            if stamps[0] is not None and all(b is not None and b > a for a, b in zip(stamps, stamps[1:])):
+                self.attribute = attribute
+                self.origin = stamps[0]
+                return
+        self.attribute = ""
+
+    def time(self, frame: Any) -> Fraction:
+        stamp = getattr(frame, self.attribute) if self.attribute else None
+        if self.last is None:
+            self.last = Fraction(0)
+            if stamp is not None and self.origin is None:
+                self.origin = stamp
+            return self.last
+        candidate = None
+        if stamp is not None and self.origin is not None:
+            candidate = (stamp - self.origin) * self.time_base
+        if candidate is None or candidate <= self.last:
+            candidate = self.last + self.step
+        self.last = candidate
+        return candidate
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Helpers: rate, rotation, colour
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _check_fps(fps: Fraction | int | float | str) -> Fraction:
+    value = Fraction(fps)
+    if value <= 0:
+        raise ValueError(f"input_fps must be positive, got {fps}")
+    return value
+
+
+def _positive(rate: Fraction | None) -> Fraction | None:
+    return rate if rate is not None and rate > 0 else None
+
+
+def _close(a: Fraction, b: Fraction) -> bool:
+    return abs(a / b - 1) <= _RATE_TOLERANCE
+
+
+def _timestamp_rate(timestamps: list[int], time_base: Fraction | None) -> Fraction | None:
+    """Mean frame spacing over the sampled packets, as a rate; None if too few distinct timestamps."""
+    stamps = sorted(set(timestamps))
+    if len(stamps) < 3 or not time_base:
+        return None
+    span = (stamps[-1] - stamps[0]) * time_base
+    if span <= 0:
+        return None
+    return (len(stamps) - 1) / span
+
+
+def _choose_rate(average: Fraction | None, guessed: Fraction | None, measured: Fraction | None) -> Fraction | None:
+    """Pick the output-worthy rate from the container's claims and what the timestamps show (see module doc)."""
+    if measured is None:
+        return _snap_rate(average or guessed)
+    if average is not None and not _close(average, measured) and average < measured:
+        return _snap_rate(average)  # gaps between frames (dropped/variable rate): keep the duration right
+    if average is not None and _close(average, measured):
+        candidates = [average] + ([guessed] if guessed is not None else [])
+    else:
+        candidates = [guessed] if guessed is not None and _close(guessed, measured) else []
+    if not candidates:
+        return _snap_rate(measured.limit_denominator(1001))
+    return _snap_rate(min(candidates, key=lambda r: abs(r - measured)))
+
+
+def _snap_rate(rate: Fraction | None) -> Fraction | None:
+    """Return the standard rate (integer or N*1000/1001) within 0.01 % of ``rate``, else ``rate`` itself.
+
+    Matroska stores frame durations in nanoseconds and FFmpeg reads 48000/1001 back as 7001/146; snapping restores
+    the rate the file was made with without touching genuinely unusual rates (such as 2160/77).
+    """
+    if rate is None or rate.denominator in (1, 1001):
+        return rate
+    for standard in (Fraction(round(rate)), Fraction(round(rate * 1001 / 1000) * 1000, 1001)):
+        if standard > 0 and abs(rate / standard - 1) < Fraction(1, 10000):
+            return standard
+    return rate
+
+
+def _rotation(frame: Any, stream: Any) -> int:
+    """Counter-clockwise display rotation in degrees (0/90/180/270) from the display matrix or a `rotate` tag."""
+    degrees = 0.0
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        degrees = 0.0
+    if not degrees:
+        tag = stream.metadata.get("rotate")
+        try:
+            degrees = -float(tag) if tag is not None else 0.0  # the tag is clockwise
+        except ValueError:
+            degrees = 0.0
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _default_matrix(height: int) -> int:
+    """Matrix for untagged YUV: BT.709 for HD (720 lines or more), BT.601 below, as players do."""
+    return _SPC_BT709 if height >= 720 else _SPC_SMPTE170M
+
+
+def _tag(*values: Any, unspecified: int) -> int:
+    """The first value that is set and not "unspecified"."""
+    for value in values:
+        if value is not None and int(value) != unspecified:
+            return int(value)
+    return unspecified
+
+
+def _effective_color(frame: Any, ctx: Any) -> dict[str, int]:
+    """The colour tags of a source with unspecified matrix/range replaced by what decoding actually uses."""
+    colorspace = _tag(frame.colorspace, ctx.colorspace, unspecified=_SPC_UNSPECIFIED)
+    color_range = _tag(frame.color_range, ctx.color_range, unspecified=_RANGE_UNSPECIFIED)
+    if frame.format.is_rgb:
+        colorspace, color_range = _SPC_RGB, _RANGE_JPEG
+    else:
+        if colorspace not in _SWS_MATRIX:
+            colorspace = _default_matrix(frame.height)
+        if color_range == _RANGE_UNSPECIFIED:
+            color_range = _RANGE_JPEG if frame.format.name.startswith("yuvj") else _RANGE_MPEG
+    return {
+        "colorspace": colorspace,
+        "color_range": color_range,
+        "color_primaries": _tag(frame.color_primaries, ctx.color_primaries, unspecified=2),
+        "color_trc": _tag(frame.color_trc, ctx.color_trc, unspecified=2),
+    }
+
+
+class _RgbConverter:
+    """Frame -> contiguous (h, w, 3) uint8 RGB, reusing one swscale context for the whole stream.
+
+    A frame's own matrix/range tags win; untagged frames use the stream's resolved ``color`` (see :func:`probe`), so
+    the conversion always matches what :attr:`VideoInfo.color` reports to the writer.
+    """
+
+    def __init__(self, color: dict[str, int]) -> None:
+        self.colorspace = color.get("colorspace", _SPC_BT709)
+        self.color_range = color.get("color_range", _RANGE_MPEG)
+        self.reformatter = VideoReformatter()
+
+    def __call__(self, frame: Any) -> np.ndarray:
+        name = frame.format.name
+        if frame.format.is_rgb or name == "pal8" or name.startswith(("gray", "ya")):
+            rgb = self.reformatter.reformat(frame, format="rgb24")
+        else:
+            colorspace = _tag(frame.colorspace, unspecified=_SPC_UNSPECIFIED)
+            matrix = _SWS_MATRIX.get(colorspace) or _SWS_MATRIX.get(self.colorspace) or Colorspace.ITU709
+            color_range = _tag(frame.color_range, unspecified=_RANGE_UNSPECIFIED)
+            if color_range == _RANGE_UNSPECIFIED:
+                color_range = _RANGE_JPEG if name.startswith("yuvj") else self.color_range
+            rgb = self.reformatter.reformat(frame, format="rgb24", src_colorspace=matrix, src_color_range=color_range)
+        return np.ascontiguousarray(rgb.to_ndarray())
+
+
+# Images in frame folders are RGB or JPEG's full-range BT.601, which their frames are tagged with.
+_RGB_FALLBACK = {"colorspace": _SPC_SMPTE170M, "color_range": _RANGE_JPEG}
+
+
+def _to_rgb(frame: Any, color: dict[str, int]) -> np.ndarray:
+    """Convert one frame to RGB (a fresh converter: for single images)."""
+    return _RgbConverter(color)(frame)
+
+
+def _describe(exc: BaseException) -> str:
+    """A short human cause from a PyAV/OS exception, without paths or tracebacks."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).strip().rstrip(".")

@@ -1,0 +1,661 @@
+"""Write upscaled frames as a video file (with the source's audio and subtitles) or as a folder of PNGs.
+
+Both writers take (height, width, 3) uint8 RGB frames in display order and publish their result atomically: frames go
+to a hidden temporary sibling (``.name.partial-XXXX.ext`` for a file, ``.name.partial-XXXX`` for a folder), which is
+renamed onto the final path only when :meth:`close` succeeds. Any failure, including ``KeyboardInterrupt``, inside the
+``with`` block or in ``close`` removes the temporary output and leaves an existing file at the final path untouched.
+
+Decisions worth knowing:
+
+* **Timing.** Frame ``i`` gets pts ``i`` in a time base of ``1/rate``, so any rational rate (e.g. 48000/1001) is kept
+  exactly, as far as the container allows (Matroska/WebM store milliseconds).
+* **Codecs.** ``libx264`` (default) and ``libx265`` default to ``yuv420p``, ``crf`` 18 and ``preset`` "medium".
+  ``ffv1`` defaults to ``bgr0``: 8-bit RGB stored losslessly, because the model produces RGB and any YUV format (even
+  4:4:4) would round every pixel once more; pass ``pix_fmt="yuv444p"`` for smaller files. Other PyAV encoders use
+  ``yuv420p`` when they support it, else their first pixel format.
+* **Colour.** The ``color`` dict (as in :attr:`stvup.video.reader.VideoInfo.color`) tags the stream and every frame,
+  and the RGB-to-YUV conversion uses that same matrix and range, so colours read back as they were decoded. Without
+  it, BT.709 limited range is used. RGB pixel formats are tagged as RGB.
+* **Rotation.** The rotation is stored as display-matrix metadata where the container supports it (MP4, MOV, MKV,
+  WebM), so pixels are encoded as decoded and players turn them. AVI cannot store it and PNG folders have no such
+  notion; there the pixels themselves are rotated (``width``/``height`` stay the size of the frames you pass).
+* **Audio and subtitles** of ``source`` are copied packet by packet, never re-encoded, from a second demuxer that is
+  read in step with the video, so memory stays bounded for long inputs. A stream the output container cannot hold
+  (checked by writing a trial header in memory) or that the muxer rejects part-way is skipped and listed in
+  :attr:`VideoWriter.skipped_streams` instead of failing the whole job.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+from av.video.reformatter import Colorspace, VideoReformatter
+
+from stvup.errors import InputError, OutputError, StvupError, UsageError
+
+__all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]
+
+#: Output file extensions (lower case) and the FFmpeg muxer each one selects.
+VIDEO_EXTENSIONS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
+
+# Muxers verified to store (and re-read) a display matrix.
+_ROTATION_MUXERS = {"mp4", "mov", "matroska", "webm"}
+
+_CODEC_DEFAULTS: dict[str, dict[str, Any]] = {
+    "libx264": {"pix_fmt": "yuv420p", "crf": 18, "preset": "medium"},
+    "libx265": {"pix_fmt": "yuv420p", "crf": 18, "preset": "medium"},
+    "ffv1": {"pix_fmt": "bgr0"},
+}
+
+# FFmpeg AVColorSpace values -> swscale matrices (same table as the reader's).
+_SWS_MATRIX = {
+    1: Colorspace.ITU709,
+    4: Colorspace.FCC,
+    5: Colorspace.ITU601,
+    6: Colorspace.SMPTE170M,
+    7: Colorspace.SMPTE240M,
+    9: Colorspace.BT2020,
+    10: Colorspace.BT2020,
+}
+_SPC_RGB, _SPC_BT709 = 0, 1
+_RANGE_UNSPECIFIED, _RANGE_MPEG, _RANGE_JPEG = 0, 1, 2
+_PRI_BT709, _TRC_BT709 = 1, 1
+
+
+class VideoWriter:
+    """Encode RGB frames into a video file at an exact rational rate, copying audio/subtitles from ``source``.
+
+    Use as a context manager::
+
+        with VideoWriter("out.mp4", width=w, height=h, rate=Fraction(48000, 1001), source="in.mp4") as out:
+            for image in frames:
+                out.write(image)
+
+    Raises :class:`~stvup.errors.OutputError` when the output cannot be created or encoding fails, and
+    :class:`~stvup.errors.UsageError` for an unknown codec or a setting the codec does not have.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction | int | str,
+        codec: str = "libx264",
+        crf: int | None = None,
+        preset: str | None = None,
+        pix_fmt: str | None = None,
+        source: str | os.PathLike | None = None,
+        color: dict[str, int] | None = None,
+        rotation: int = 0,
+        copy_audio: bool = True,
+        copy_subtitles: bool = True,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.width, self.height = _check_size(width, height)
+        self.rate = _check_rate(rate)
+        self.rotation = _check_rotation(rotation)
+        #: One line per source stream that was not copied, with the reason.
+        self.skipped_streams: list[str] = []
+        self.frames_written = 0
+        self._closed = False
+        self._container: Any = None
+        self._copier: _PacketCopier | None = None
+
+        suffix = Path(self.path).suffix.lower()
+        muxer = VIDEO_EXTENSIONS.get(suffix)
+        if muxer is None:
+            known = ", ".join(VIDEO_EXTENSIONS)
+            raise OutputError(self.path, f"unknown video extension {suffix or '(none)'!r}; use one of {known}")
+        self._rotate_pixels = self.rotation != 0 and muxer not in _ROTATION_MUXERS
+        turned = self._rotate_pixels and self.rotation in (90, 270)
+        enc_w, enc_h = (self.height, self.width) if turned else (self.width, self.height)
+        codec_obj = _video_encoder(codec or "libx264")
+        settings = _encoder_settings(codec_obj, crf, preset, pix_fmt)
+        self.pix_fmt = settings.pop("pix_fmt")
+        _check_subsampling(self.path, self.pix_fmt, enc_w, enc_h)
+        self.color = _output_color(color, self.pix_fmt)
+
+        self._tmp = _make_temp_file(self.path)
+        try:
+            self._container = av.open(self._tmp, "w", format=muxer)
+            try:
+                self._stream = self._container.add_stream(
+                    codec_obj.name,
+                    rate=self.rate,
+                    options={key: str(value) for key, value in settings.items()},
+                    time_base=1 / self.rate,
+                )
+            except ValueError:
+                raise OutputError(self.path, f"the {suffix} container cannot hold {codec_obj.name} video") from None
+            self._stream.width, self._stream.height = enc_w, enc_h
+            self._stream.pix_fmt = self.pix_fmt
+            ctx = self._stream.codec_context
+            ctx.colorspace = self.color["colorspace"]
+            ctx.color_range = self.color["color_range"]
+            ctx.color_primaries = self.color["color_primaries"]
+            ctx.color_trc = self.color["color_trc"]
+            if self.rotation and not self._rotate_pixels:
+                self._stream.set_display_rotation(self.rotation)
+            if source is not None and (copy_audio or copy_subtitles) and os.path.isfile(os.fspath(source)):
+                self._copier = _PacketCopier(
+                    os.fspath(source), self._container, copy_audio, copy_subtitles, self.skipped_streams
+                )
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, StvupError) or not isinstance(exc, Exception):
+                raise
+            raise OutputError(self.path, f"cannot set up the encoder ({_describe(exc)})") from None
+        self._reformatter = VideoReformatter()
+
+    # -- writing ------------------------------------------------------------------------------------------------------
+
+    def write(self, image: np.ndarray) -> None:
+        """Encode the next frame, an (height, width, 3) uint8 RGB array, and mux source packets up to its time."""
+        if self._closed:
+            raise ValueError("write() on a closed VideoWriter")
+        image = _check_image(image, self.width, self.height)
+        if self._rotate_pixels:
+            image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
+        try:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = self._convert(frame)
+            frame.pts = self.frames_written
+            frame.time_base = self._stream.codec_context.time_base
+            packets = self._stream.encode(frame)
+            if self._copier is not None:
+                self._copier.mux_until(Fraction(self.frames_written) / self.rate)
+            self._container.mux(packets)
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise OutputError(self.path, f"encoding failed at frame {self.frames_written} ({_describe(exc)})") from None
+        self.frames_written += 1
+
+    def _convert(self, frame: Any) -> Any:
+        """RGB frame -> the encoder's pixel format, with the output matrix/range used and tagged."""
+        if av.VideoFormat(self.pix_fmt).is_rgb:
+            out = self._reformatter.reformat(frame, format=self.pix_fmt)
+        else:
+            out = self._reformatter.reformat(
+                frame,
+                format=self.pix_fmt,
+                dst_colorspace=_SWS_MATRIX[self.color["colorspace"]],
+                dst_color_range=self.color["color_range"],
+            )
+        out.colorspace = self.color["colorspace"]
+        out.color_range = self.color["color_range"]
+        out.color_primaries = self.color["color_primaries"]
+        out.color_trc = self.color["color_trc"]
+        return out
+
+    def close(self) -> None:
+        """Flush the encoder, mux the remaining source packets, and move the file onto its final path."""
+        if self._closed:
+            return
+        try:
+            if self.frames_written == 0:
+                raise OutputError(self.path, "no frames were written")
+            try:
+                self._container.mux(self._stream.encode(None))
+                if self._copier is not None:
+                    self._copier.mux_until(None)
+                self._container.close()
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                raise OutputError(self.path, f"finishing the video failed ({_describe(exc)})") from None
+            if self._copier is not None:
+                self._copier.close()
+            try:
+                os.replace(self._tmp, self.path)
+            except OSError as exc:
+                raise OutputError(self.path, f"cannot move the finished video into place ({_describe(exc)})") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without publishing: close everything and delete the temporary file. Safe to call more than once."""
+        self._closed = True
+        if self._copier is not None:
+            self._copier.close()
+            self._copier = None
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the output is being thrown away
+                pass
+            self._container = None
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None and os.path.exists(tmp):
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.abort()
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
+
+
+class FrameFolderWriter:
+    """Write RGB frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder, using PyAV's PNG encoder.
+
+    Takes the same arguments as :class:`VideoWriter`; those that only make sense for a video (codec, crf, preset,
+    pix_fmt, color) are ignored, source audio/subtitle streams are listed in :attr:`skipped_streams`, and a rotation
+    is applied to the pixels. Frames are written into a hidden sibling folder renamed onto ``path`` at :meth:`close`.
+    An existing empty folder is replaced; an existing folder with other files receives the frames next to them, but
+    one that already holds ``frame_*.png`` files is refused so two runs never mix.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction | int | str = Fraction(25),
+        codec: str | None = None,
+        crf: int | None = None,
+        preset: str | None = None,
+        pix_fmt: str | None = None,
+        source: str | os.PathLike | None = None,
+        color: dict[str, int] | None = None,
+        rotation: int = 0,
+        copy_audio: bool = True,
+        copy_subtitles: bool = True,
+    ) -> None:
+        del codec, crf, preset, pix_fmt, color  # video-only settings
+        self.path = os.fspath(path).rstrip("/" + (os.altsep or "") + os.sep) or os.fspath(path)
+        self.width, self.height = _check_size(width, height)
+        self.rate = _check_rate(rate)
+        self.rotation = _check_rotation(rotation)
+        self.skipped_streams: list[str] = []
+        self.frames_written = 0
+        self._closed = False
+        self._tmp: str | None = None
+
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise OutputError(self.path, "exists and is not a folder")
+        if os.path.isdir(self.path) and any(_is_frame_name(name) for name in os.listdir(self.path)):
+            raise OutputError(self.path, "folder already contains frame_*.png files; choose an empty folder")
+        if source is not None and (copy_audio or copy_subtitles):
+            self.skipped_streams = _unwritable_streams(os.fspath(source), copy_audio, copy_subtitles)
+
+        parent = _parent_folder(self.path)
+        try:
+            self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.partial-", dir=parent)
+        except OSError as exc:
+            raise OutputError(self.path, f"cannot write here ({_describe(exc)})") from None
+        out_w, out_h = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        self._encoder = av.CodecContext.create("png", "w")
+        self._encoder.width, self._encoder.height = out_w, out_h
+        self._encoder.pix_fmt = "rgb24"
+        self._encoder.time_base = 1 / self.rate
+
+    def write(self, image: np.ndarray) -> None:
+        """Encode the next frame, an (height, width, 3) uint8 RGB array, as the next numbered PNG."""
+        if self._closed:
+            raise ValueError("write() on a closed FrameFolderWriter")
+        image = _check_image(image, self.width, self.height)
+        if self.rotation:
+            image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self.frames_written
+        try:
+            self._save(self._encoder.encode(frame))
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise OutputError(self.path, f"writing frame {self.frames_written + 1} failed ({_describe(exc)})") from None
+
+    def _save(self, packets: list) -> None:
+        for packet in packets:
+            name = os.path.join(self._tmp, f"frame_{self.frames_written + 1:06d}.png")
+            with open(name, "wb") as handle:
+                handle.write(bytes(packet))
+            self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the PNGs and move them onto the final folder."""
+        if self._closed:
+            return
+        try:
+            try:
+                self._save(self._encoder.encode(None))
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                raise OutputError(self.path, f"writing the last frames failed ({_describe(exc)})") from None
+            if self.frames_written == 0:
+                raise OutputError(self.path, "no frames were written")
+            try:
+                self._publish()
+            except OSError as exc:
+                raise OutputError(self.path, f"cannot move the frames into place ({_describe(exc)})") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def _publish(self) -> None:
+        assert self._tmp is not None
+        if not os.path.exists(self.path):
+            os.rename(self._tmp, self.path)
+            self._tmp = None
+            return
+        if not os.listdir(self.path):
+            try:
+                os.replace(self._tmp, self.path)  # POSIX renames a folder onto an empty one
+                self._tmp = None
+                return
+            except OSError:
+                pass
+        for name in sorted(os.listdir(self._tmp)):
+            os.replace(os.path.join(self._tmp, name), os.path.join(self.path, name))
+        os.rmdir(self._tmp)
+        self._tmp = None
+
+    def abort(self) -> None:
+        """Stop without publishing and delete the temporary folder. Safe to call more than once."""
+        self._closed = True
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> FrameFolderWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.abort()
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
+
+
+def open_writer(path: str | os.PathLike, **kwargs: Any) -> VideoWriter | FrameFolderWriter:
+    """Open the right writer for ``path``: a frame folder for an existing folder, a path ending in a separator or
+    one without a known video extension (:data:`VIDEO_EXTENSIONS`), else a video file. ``kwargs`` go to the writer."""
+    text = os.fspath(path)
+    ends_with_sep = text.endswith(os.sep) or (os.altsep is not None and text.endswith(os.altsep))
+    if os.path.isdir(text) or ends_with_sep or Path(text).suffix.lower() not in VIDEO_EXTENSIONS:
+        return FrameFolderWriter(text, **kwargs)
+    return VideoWriter(text, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Copying audio and subtitle packets
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _PacketCopier:
+    """A second demuxer over the source that feeds audio/subtitle packets to the output in time order."""
+
+    def __init__(self, source: str, output: Any, copy_audio: bool, copy_subtitles: bool, skipped: list[str]) -> None:
+        self._skipped = skipped
+        self._output_streams: dict[int, Any] = {}
+        self._shift: dict[int, int] = {}
+        self._pending: Any = None
+        self._packets: Any = None
+        try:
+            self._container = av.open(source, metadata_errors="ignore")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(source, f"cannot reopen to copy audio ({_describe(exc)})") from None
+        # Output time 0 is the source's first video frame; shift the other streams by the same amount.
+        offset = Fraction(0)
+        for stream in self._container.streams.video:
+            if stream.start_time is not None and stream.time_base:
+                offset = stream.start_time * stream.time_base
+                break
+        wanted = []
+        for stream in self._container.streams:
+            if not ((stream.type == "audio" and copy_audio) or (stream.type == "subtitle" and copy_subtitles)):
+                continue
+            label = _stream_label(stream)
+            refusal = _copy_refusal(output.format.name, stream)
+            if refusal is None:
+                try:
+                    self._output_streams[stream.index] = output.add_stream_from_template(stream)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    refusal = _describe(exc)
+            if refusal is not None:
+                skipped.append(f"{label}: not copied, the output container cannot hold it ({refusal})")
+                continue
+            self._shift[stream.index] = round(offset / stream.time_base) if stream.time_base else 0
+            wanted.append(stream)
+        if wanted:
+            self._packets = self._container.demux(wanted)
+        else:
+            self.close()
+
+    def mux_until(self, limit: Fraction | None) -> None:
+        """Mux source packets whose time is at or before ``limit`` seconds (all remaining ones if None)."""
+        while self._packets is not None:
+            packet = self._pending
+            self._pending = None
+            if packet is None:
+                try:
+                    packet = next(self._packets)
+                except StopIteration:
+                    self.close()
+                    return
+                except av.error.FFmpegError:
+                    self.close()  # damaged source tail: keep what was copied
+                    return
+            index = packet.stream.index
+            if packet.size == 0 or index not in self._output_streams:
+                continue
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if stamp is None:
+                continue
+            if limit is not None and (stamp - self._shift[index]) * packet.time_base > limit:
+                self._pending = packet
+                return
+            self._mux(packet, index)
+
+    def _mux(self, packet: Any, index: int) -> None:
+        out = self._output_streams[index]
+        shift = self._shift[index]
+        if shift:
+            if packet.pts is not None:
+                packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+        packet.stream = out
+        try:
+            out.container.mux(packet)
+        except (av.error.FFmpegError, ValueError) as exc:
+            # Drop this stream from now on rather than failing the video.
+            del self._output_streams[index]
+            label = _stream_label(self._container.streams[index])
+            self._skipped.append(f"{label}: copy stopped part-way, the muxer rejected a packet ({_describe(exc)})")
+
+    def close(self) -> None:
+        self._packets = None
+        self._pending = None
+        container = getattr(self, "_container", None)
+        if container is not None:
+            container.close()
+            self._container = None
+
+
+def _stream_label(stream: Any) -> str:
+    ctx = stream.codec_context
+    name = (getattr(ctx.codec, "canonical_name", None) or ctx.name) if ctx is not None else "unknown codec"
+    return f"{stream.type} stream #{stream.index} ({name})"
+
+
+def _copy_refusal(muxer: str, stream: Any) -> str | None:
+    """Why ``muxer`` cannot hold a copy of ``stream`` (None if it can), found by writing a header in memory."""
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer) as trial:
+            trial.add_stream_from_template(stream)
+            trial.start_encoding()
+    except (av.error.FFmpegError, ValueError, TypeError) as exc:
+        return _describe(exc)
+    return None
+
+
+def _unwritable_streams(source: str, copy_audio: bool, copy_subtitles: bool) -> list[str]:
+    """Audio/subtitle streams of ``source`` a frame folder cannot hold (empty if the source cannot be read)."""
+    if not os.path.isfile(source):
+        return []
+    try:
+        with av.open(source, metadata_errors="ignore") as container:
+            return [
+                f"{_stream_label(s)}: not copied, a frame folder cannot hold {s.type}"
+                for s in container.streams
+                if (s.type == "audio" and copy_audio) or (s.type == "subtitle" and copy_subtitles)
+            ]
+    except (av.error.FFmpegError, OSError):
+        return []
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Validation and settings
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _check_size(width: int, height: int) -> tuple[int, int]:
+    if int(width) != width or int(height) != height or width <= 0 or height <= 0:
+        raise ValueError(f"width and height must be positive integers, got {width}x{height}")
+    return int(width), int(height)
+
+
+def _check_rate(rate: Fraction | int | str | float) -> Fraction:
+    value = Fraction(rate).limit_denominator(1001) if isinstance(rate, float) else Fraction(rate)
+    if value <= 0:
+        raise UsageError(f"frame rate must be positive, got {rate}")
+    return value
+
+
+def _check_rotation(rotation: int) -> int:
+    if rotation % 90 != 0:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    return int(rotation) % 360
+
+
+def _check_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != (height, width, 3):
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"expected a ({height}, {width}, 3) uint8 RGB array, got shape {shape} dtype {dtype}")
+    return np.ascontiguousarray(image)
+
+
+def _video_encoder(name: str) -> Any:
+    try:
+        codec = av.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise UsageError(f"unknown video encoder {name!r} ({_describe(exc)})") from None
+    if codec.type != "video":
+        raise UsageError(f"{name!r} is not a video encoder")
+    return codec
+
+
+def _encoder_settings(codec: Any, crf: int | None, preset: str | None, pix_fmt: str | None) -> dict[str, Any]:
+    """Pixel format and private options for ``codec``, filling in the documented defaults."""
+    defaults = _CODEC_DEFAULTS.get(codec.name, {})
+    formats = [f.name for f in (codec.video_formats or ())]
+    if pix_fmt is None:
+        pix_fmt = defaults.get("pix_fmt") or ("yuv420p" if "yuv420p" in formats or not formats else formats[0])
+    elif formats and pix_fmt not in formats:
+        raise UsageError(f"encoder {codec.name} cannot take pixel format {pix_fmt!r}; it takes {', '.join(formats)}")
+    try:
+        av.VideoFormat(pix_fmt)
+    except (ValueError, av.error.FFmpegError):
+        raise UsageError(f"unknown pixel format {pix_fmt!r}") from None
+    private = {option.name for option in av.CodecContext.create(codec.name, "w").supported_options.private}
+    settings: dict[str, Any] = {"pix_fmt": pix_fmt}
+    for key, value in (("crf", crf), ("preset", preset)):
+        if value is None:
+            value = defaults.get(key)
+            if value is None:
+                continue
+        elif key not in private:
+            raise UsageError(f"encoder {codec.name} has no {key} setting")
+        settings[key] = value
+    if codec.name == "libx265":
+        settings["x265-params"] = "log-level=error"  # x265 logs to stderr itself, bypassing FFmpeg's log level
+    return settings
+
+
+def _check_subsampling(path: str, pix_fmt: str, width: int, height: int) -> None:
+    """Chroma-subsampled formats (4:2:0, 4:2:2, ...) need sizes divisible by the subsampling factor."""
+    fmt = av.VideoFormat(pix_fmt)
+    step_w = max(1, 64 // max(1, fmt.chroma_width(64)))
+    step_h = max(1, 64 // max(1, fmt.chroma_height(64)))
+    if width % step_w or height % step_h:
+        raise OutputError(path, f"{pix_fmt} needs a size divisible by {step_w}x{step_h}, got {width}x{height}")
+
+
+def _output_color(color: dict[str, int] | None, pix_fmt: str) -> dict[str, int]:
+    """Colour tags for the output: the source's where usable, BT.709 limited range otherwise."""
+    color = dict(color or {})
+    primaries = int(color.get("color_primaries", _PRI_BT709) or 2)
+    trc = int(color.get("color_trc", _TRC_BT709) or 2)
+    fmt = av.VideoFormat(pix_fmt)
+    if fmt.is_rgb:
+        return {"colorspace": _SPC_RGB, "color_range": _RANGE_JPEG, "color_primaries": primaries, "color_trc": trc}
+    colorspace = int(color.get("colorspace", _SPC_BT709) or 0)
+    if colorspace not in _SWS_MATRIX:
+        colorspace = _SPC_BT709
+    color_range = int(color.get("color_range", _RANGE_MPEG) or 0)
+    if pix_fmt.startswith("yuvj"):
+        color_range = _RANGE_JPEG
+    elif color_range not in (_RANGE_MPEG, _RANGE_JPEG):
+        color_range = _RANGE_MPEG
+    return {"colorspace": colorspace, "color_range": color_range, "color_primaries": primaries, "color_trc": trc}
+
+
+def _parent_folder(path: str) -> str:
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        what = "is not a folder" if os.path.exists(parent) else "does not exist"
+        raise OutputError(path, f"output folder {parent} {what}")
+    return parent
+
+
+def _make_temp_file(path: str) -> str:
+    """Create the hidden temporary sibling of ``path`` (proving the folder is writable) and return its name."""
+    parent = _parent_folder(path)
+    base = Path(path)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{base.stem}.partial-", suffix=base.suffix, dir=parent)
+    except OSError as exc:
+        raise OutputError(path, f"cannot write here ({_describe(exc)})") from None
+    os.close(handle)
+    return tmp
+
+
+def _is_frame_name(name: str) -> bool:
+    return name.startswith("frame_") and name.endswith(".png")
+
+
+def _describe(exc: BaseException) -> str:
+    """A short human cause from a PyAV/OS exception, without paths or tracebacks."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).strip().rstrip(".")

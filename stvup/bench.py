@@ -90,15 +90,16 @@ def benchmark(
         weights_label = "random (speed only: no weights given or shipped)"
     s = upscaler.space
     out_w, out_h = size
-    if out_w % (2 * s) or out_h % (2 * s):
-        raise UsageError(f"--size {out_w}x{out_h} must be divisible by {2 * s} for ×{s} space")
+    if out_w % s or out_h % s:
+        raise UsageError(f"--size {out_w}x{out_h} must be divisible by {s} for ×{s} space")
     in_w, in_h = out_w // s, out_h // s
     rate_in = Fraction(25)
     rate_out = rate_in * factor
 
     with tempfile.TemporaryDirectory(prefix="stvup-bench-") as tmp:
         src = Path(tmp) / "input.mp4"
-        with VideoWriter(src, width=in_w, height=in_h, rate=rate_in, crf=16) as w:
+        # 4:4:4 accepts odd sizes (960x540 / 4 = 240x135) and keeps the synthetic detail.
+        with VideoWriter(src, width=in_w, height=in_h, rate=rate_in, crf=16, pix_fmt="yuv444p") as w:
             for img in synthetic_frames(in_w, in_h, frames):
                 w.write(img)
 

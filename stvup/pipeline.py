@@ -12,7 +12,6 @@ tiles' outputs are blended with linear ramps across the overlaps, so there are n
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -109,7 +108,11 @@ class Upscaler:
         self.dtype = PRECISIONS[precision]
         if self.device.type == "cpu" and self.dtype == torch.float16:
             raise UsageError("--precision fp16 needs a CUDA device; use bf16 on CPU")
-        self.model = model.to(self.device).eval()
+        # Low precision means low-precision weights, not autocast: on CPU, bf16 weights with channels-last
+        # activations run the decoder about 2× faster than fp32, where autocast's per-op casts gain far less.
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.space = space or model.scale
         if self.space not in (2, 4) or model.scale % self.space:
             raise UsageError(f"--space {self.space} is not possible with a ×{model.scale} model")
@@ -129,7 +132,7 @@ class Upscaler:
         ph, pw = -x.shape[2] % m, -x.shape[3] % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return x
+        return x.to(self.dtype).contiguous(memory_format=self.memory_format)
 
     def _finish(self, y: torch.Tensor, h: int, w: int) -> np.ndarray:
         """Network output → cropped, optionally reduced, uint8 ``(space·h, space·w, 3)``."""
@@ -139,11 +142,6 @@ class Upscaler:
             y = F.interpolate(y, size=(h * self.space, w * self.space), mode="bicubic", antialias=True)
         y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return y[0].permute(1, 2, 0).cpu().numpy()
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     # -- one window ------------------------------------------------------------------------------------------------
 
@@ -170,22 +168,21 @@ class Upscaler:
         weight = None if single else torch.zeros(1, 1, hh * s, ww * s, device=self.device)
         for k, (y0, y1, x0, x1) in enumerate(tiles):
             crops = [f[:, :, y0:y1, x0:x1] for f in frames]
-            with self._autocast():
-                feats = []
-                for idx, crop in zip(ids, crops):
-                    if (idx, k) not in cache:
-                        cache[(idx, k)] = self.model.encode(crop)
-                    feats.append(cache[(idx, k)])
-                x3, x4 = crops[HALF], crops[HALF + 1]
-                centre, decoded = self.model.upsample_center(x3, feats[HALF], self.model.fuse(feats))
-                flows = self.model.estimate_flows(x3, x4) if any(t > 0 for t in times) else None
-                results = []
-                for t in times:
-                    if t == 0:
-                        results.append(centre)
-                    else:
-                        y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, t)
-                        results.append(y)
+            feats = []
+            for idx, crop in zip(ids, crops):
+                if (idx, k) not in cache:
+                    cache[(idx, k)] = self.model.encode(crop)
+                feats.append(cache[(idx, k)])
+            x3, x4 = crops[HALF], crops[HALF + 1]
+            centre, decoded = self.model.upsample_center(x3, feats[HALF], self.model.fuse(feats))
+            flows = self.model.estimate_flows(x3, x4) if any(t > 0 for t in times) else None
+            results = []
+            for t in times:
+                if t == 0:
+                    results.append(centre)
+                else:
+                    y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, t)
+                    results.append(y)
             if single:
                 outs = [r.float() for r in results]
                 continue

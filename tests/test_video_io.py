@@ -326,6 +326,18 @@ def test_ffv1_default_is_lossless_rgb(tmp_path):
     assert np.array_equal(next(iter(iter_frames(out))).image, image)
 
 
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_hevc_short_clips(tmp_path, count):
+    # libx265 can hand back an uninitialised DTS for very short clips; the writer must still produce a valid MP4.
+    out = tmp_path / "short.mp4"
+    with VideoWriter(out, width=64, height=48, rate=24, codec="libx265", preset="ultrafast") as writer:
+        for i in range(count):
+            writer.write(pattern(i))
+    frames = list(iter_frames(out))
+    assert len(frames) == count and probe(out).codec == "hevc"
+    assert [f.time for f in frames] == [Fraction(i, 24) for i in range(count)]
+
+
 def test_rotation_carried_as_metadata(clips, tmp_path):
     info = probe(clips["rotated"])
     assert info.rotation == 90 and (info.width, info.height) == (CLIP_W, CLIP_H)
@@ -352,6 +364,8 @@ def test_writer_argument_errors(tmp_path):
     assert str(tmp_path / "odd.mp4") in str(info.value)
     with pytest.raises(UsageError, match="unknown video encoder"):
         VideoWriter(tmp_path / "x.mp4", width=64, height=48, rate=24, codec="no-such-codec")
+    with pytest.raises(UsageError, match="unknown libx264 preset 'warp9'"):
+        VideoWriter(tmp_path / "x.mp4", width=64, height=48, rate=24, preset="warp9")
     with pytest.raises(UsageError, match="no crf"):
         VideoWriter(tmp_path / "x.mkv", width=64, height=48, rate=24, codec="ffv1", crf=10)
     with pytest.raises(OutputError, match="cannot hold"):

@@ -27,15 +27,21 @@ LEVELS = 6
 
 
 def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Samples ``x`` at ``p + flow(p)``: ``(b, c, h, w)``, flow ``(b, 2, h, w)`` in pixels (x then y)."""
+    """Samples ``x`` at ``p + flow(p)``: ``(b, c, h, w)``, flow ``(b, 2, h, w)`` in pixels (x then y).
+
+    Sampling positions are always computed in float32 (and half-precision inputs sampled in float32): bf16 cannot
+    even count pixels past 256, and its grid steps would be wider than a pixel.
+    """
     b, _, h, w = x.shape
-    ys = torch.arange(h, device=x.device, dtype=flow.dtype).view(1, h, 1)
-    xs = torch.arange(w, device=x.device, dtype=flow.dtype).view(1, 1, w)
+    ys = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
+    flow = flow.float()
     # align_corners=True: pixel 0 maps to -1 and pixel w-1 to +1.
     gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=3).to(x.dtype)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    grid = torch.stack((gx, gy), dim=3)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.to(x.dtype)
 
 
 def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:

@@ -56,6 +56,19 @@ _CODEC_DEFAULTS: dict[str, dict[str, Any]] = {
     "ffv1": {"pix_fmt": "bgr0"},
 }
 
+_X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
 # FFmpeg AVColorSpace values -> swscale matrices (same table as the reader's).
 _SWS_MATRIX = {
     1: Colorspace.ITU709,
@@ -111,6 +124,7 @@ class VideoWriter:
         self._closed = False
         self._container: Any = None
         self._copier: _PacketCopier | None = None
+        self._last_dts: int | None = None
 
         suffix = Path(self.path).suffix.lower()
         muxer = VIDEO_EXTENSIONS.get(suffix)
@@ -147,6 +161,13 @@ class VideoWriter:
             ctx.color_trc = self.color["color_trc"]
             if self.rotation and not self._rotate_pixels:
                 self._stream.set_display_rotation(self.rotation)
+            try:
+                ctx.open()  # now, so that a bad preset or size fails before any frame is computed
+            except (av.error.FFmpegError, ValueError) as exc:
+                used = ", ".join(f"{key}={value}" for key, value in settings.items() if key != "x265-params")
+                raise UsageError(
+                    f"encoder {codec_obj.name} refused its settings ({used or 'defaults'}; {_describe(exc)})"
+                ) from None
             if source is not None and (copy_audio or copy_subtitles) and os.path.isfile(os.fspath(source)):
                 self._copier = _PacketCopier(
                     os.fspath(source), self._container, copy_audio, copy_subtitles, self.skipped_streams
@@ -175,7 +196,7 @@ class VideoWriter:
             packets = self._stream.encode(frame)
             if self._copier is not None:
                 self._copier.mux_until(Fraction(self.frames_written) / self.rate)
-            self._container.mux(packets)
+            self._container.mux(self._checked(packets))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(self.path, f"encoding failed at frame {self.frames_written} ({_describe(exc)})") from None
         self.frames_written += 1
@@ -197,6 +218,25 @@ class VideoWriter:
         out.color_trc = self.color["color_trc"]
         return out
 
+    def _checked(self, packets: list) -> list:
+        """Repair impossible decode timestamps before muxing.
+
+        FFmpeg's libx265 wrapper sometimes returns an uninitialised DTS (e.g. -8e15) when the encoder holds a single
+        frame, which the MP4 muxer rejects. No codec reorders frames by more than 16, so a DTS more than 16 frames
+        before its PTS, after it, or not after the previous one is replaced by the nearest valid value.
+        """
+        for packet in packets:
+            pts, dts = packet.pts, packet.dts
+            if pts is not None:
+                tb = packet.time_base
+                reorder = max(16, round(16 / (self.rate * tb))) if tb else 16
+                low = pts - reorder if self._last_dts is None else max(pts - reorder, self._last_dts + 1)
+                if dts is None or dts < low or dts > pts:
+                    packet.dts = dts = min(max(low, -reorder if dts is None else dts), pts)
+            if dts is not None:
+                self._last_dts = dts
+        return packets
+
     def close(self) -> None:
         """Flush the encoder, mux the remaining source packets, and move the file onto its final path."""
         if self._closed:
@@ -205,7 +245,7 @@ class VideoWriter:
             if self.frames_written == 0:
                 raise OutputError(self.path, "no frames were written")
             try:
-                self._container.mux(self._stream.encode(None))
+                self._container.mux(self._checked(self._stream.encode(None)))
                 if self._copier is not None:
                     self._copier.mux_until(None)
                 self._container.close()
@@ -305,6 +345,7 @@ class FrameFolderWriter:
         parent = _parent_folder(self.path)
         try:
             self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.partial-", dir=parent)
+            os.chmod(self._tmp, _default_mode(0o777))
         except OSError as exc:
             raise OutputError(self.path, f"cannot write here ({_describe(exc)})") from None
         out_w, out_h = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
@@ -598,6 +639,11 @@ def _encoder_settings(codec: Any, crf: int | None, preset: str | None, pix_fmt: 
         elif key not in private:
             raise UsageError(f"encoder {codec.name} has no {key} setting")
         settings[key] = value
+    if codec.name in ("libx264", "libx265") and settings.get("preset") not in _X26X_PRESETS:
+        # Checked here because x264/x265 print their own complaint to stderr before FFmpeg reports the failure.
+        raise UsageError(
+            f"unknown {codec.name} preset {settings.get('preset')!r}; use one of {', '.join(_X26X_PRESETS)}"
+        )
     if codec.name == "libx265":
         settings["x265-params"] = "log-level=error"  # x265 logs to stderr itself, bypassing FFmpeg's log level
     return settings
@@ -648,7 +694,15 @@ def _make_temp_file(path: str) -> str:
     except OSError as exc:
         raise OutputError(path, f"cannot write here ({_describe(exc)})") from None
     os.close(handle)
+    os.chmod(tmp, _default_mode(0o666))  # mkstemp makes owner-only files; outputs get the usual permissions
     return tmp
+
+
+def _default_mode(base: int) -> int:
+    """``base`` less the process umask: the mode a plain ``open``/``mkdir`` would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
 
 
 def _is_frame_name(name: str) -> bool:

@@ -1,0 +1,48 @@
+"""The example scripts run end to end (tiny weights, tiny generated clip)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from stvup.model import build_model
+from stvup.video import probe
+from stvup.weights import save_safetensors
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("ex") / "tiny.safetensors"
+    save_safetensors(build_model("stvun-tiny").state_dict(), path, {"stvup_model": "stvun-tiny"})
+    return str(path)
+
+
+def test_examples_run(tmp_path, tiny_weights, capsys):
+    clip = tmp_path / "in" / "sample.mp4"
+    clip.parent.mkdir()
+    _load("make_sample_clip").main([str(clip), "--size", "48x32", "--frames", "6"])
+    info = probe(clip)
+    assert (info.width, info.height, info.has_audio) == (48, 32, True)
+
+    _load("upscale_video").main([str(clip), str(tmp_path / "x4.mp4"), "--weights", tiny_weights])
+    assert probe(tmp_path / "x4.mp4").width == 192
+
+    assert _load("batch_folder").main([str(clip.parent), str(tmp_path / "out"), "--weights", tiny_weights]) == 0
+    assert (tmp_path / "out" / "sample.mp4").is_file()
+
+    capsys.readouterr()
+    _load("benchmark").main(["--size", "64x32", "--frames", "2", "--weights", tiny_weights])
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "stvun-tiny" and report["stages_s_per_frame"]["total"] > 0

@@ -1,6 +1,6 @@
 """Upscale every video and frame folder in a folder, reusing one loaded model, and list failures.
 
-    python examples/batch_folder.py IN_DIR OUT_DIR [--weights W.safetensors]
+python examples/batch_folder.py IN_DIR OUT_DIR [--weights W.safetensors]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Time STVUN per output frame (decode, model, encode) against FFmpeg lanczos + minterpolate.
 
-    python examples/benchmark.py --size 960x540 --precision bf16 [--weights W.safetensors]
+python examples/benchmark.py --size 960x540 --precision bf16 [--weights W.safetensors]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write a short synthetic sample clip (moving texture + a 440 Hz tone) for the other examples.
 
-    python examples/make_sample_clip.py sample.mp4 --size 160x96 --frames 24
+python examples/make_sample_clip.py sample.mp4 --size 160x96 --frames 24
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Upscale one video ×4 in space and ×2 in time through the library API, with a simple progress line.
 
-    python examples/make_sample_clip.py sample.mp4
-    python examples/upscale_video.py sample.mp4 sample_x4.mp4 [--weights W.safetensors]
+python examples/make_sample_clip.py sample.mp4
+python examples/upscale_video.py sample.mp4 sample_x4.mp4 [--weights W.safetensors]
 """
 
 from __future__ import annotations

@@ -59,6 +59,12 @@ def info(as_json: bool) -> None:
     for m in data["models"]:
         table.add_row(m["name"], f"×{m['scale']}", f"{m['parameters']:,}", m["description"])
     console.print(table)
+    if data["weights"]:
+        for w in data["weights"]:
+            tag = " (default)" if w["default"] else ""
+            console.print(f"weights: {w['path']}{tag}, {w['model']}, {w['megabytes']} MB")
+    else:
+        console.print("weights: none shipped yet; pass --weights PATH to upscale (see README)")
 
 
 @cli.command()
@@ -85,20 +91,46 @@ def convert(src: Path, dst: Path, model_name: str, dtype: str, overwrite: bool) 
 def _video_options(fn):
     """Options shared by ``upscale`` and ``batch`` (the model, time and encoder settings)."""
     options = [
-        click.option("--space", type=click.Choice(["2", "4"]), default=None,
-                     help="Spatial factor. Default: the model's (×4 for stvun)."),
-        click.option("--time", "time_", default=None, metavar="K",
-                     help="Frame-rate factor: integer or rational (2, 4, 2.5, 5/2). Default 1 (space only)."),
+        click.option(
+            "--space",
+            type=click.Choice(["2", "4"]),
+            default=None,
+            help="Spatial factor. Default: the model's (×4 for stvun).",
+        ),
+        click.option(
+            "--time",
+            "time_",
+            default=None,
+            metavar="K",
+            help="Frame-rate factor: integer or rational (2, 4, 2.5, 5/2). Default 1 (space only).",
+        ),
         click.option("--fps", default=None, metavar="F", help="Target frame rate instead of --time (60, 60000/1001)."),
-        click.option("--model", "model_name", default=None,
-                     help="Model variant (see `stvup info`). Default: read from the weights."),
-        click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Checkpoint (.safetensors or .pth). Default: the shipped weights."),
+        click.option(
+            "--model",
+            "model_name",
+            default=None,
+            help="Model variant (see `stvup info`). Default: read from the weights.",
+        ),
+        click.option(
+            "--weights",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Checkpoint (.safetensors or .pth). Default: the shipped weights.",
+        ),
         click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
-        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32",
-                     help="Arithmetic precision (bf16 is fast on CPUs with AMX; fp16 needs CUDA)."),
-        click.option("--tile", type=click.IntRange(min=32), default=None, metavar="N",
-                     help="Split frames into overlapping N×N-pixel tiles (input pixels) to bound memory."),
+        click.option(
+            "--precision",
+            type=click.Choice(list(PRECISIONS)),
+            default="fp32",
+            help="Arithmetic precision (bf16 is fast on CPUs with AMX; fp16 needs CUDA).",
+        ),
+        click.option(
+            "--tile",
+            type=click.IntRange(min=32),
+            default=None,
+            metavar="N",
+            help="Split frames into overlapping N×N-pixel tiles (input pixels) to bound memory.",
+        ),
         click.option("--codec", default="libx264", help="Video encoder: libx264, libx265, ffv1 (lossless), ..."),
         click.option("--crf", type=int, default=None, help="Constant rate factor (quality) of x264/x265."),
         click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
@@ -167,8 +199,13 @@ def _result_dict(r) -> dict:
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output video, or a folder for PNG frames. Default: INPUT_stvup_xS.mp4 beside INPUT.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output video, or a folder for PNG frames. Default: INPUT_stvup_xS.mp4 beside INPUT.",
+)
 @_video_options
 def upscale(input_path: Path, output: Path | None, space, time_, fps, model_name, weights, device, precision, tile,
             codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
@@ -246,8 +283,12 @@ def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, weights, d
 @click.option("--frames", type=click.IntRange(min=2), default=6, help="Input frames in the synthetic clip.")
 @click.option("--time", "time_", default="2", help="Frame-rate factor.")
 @click.option("--model", "model_name", default=None, help="Model variant. Default: the weights' (or stvun).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Checkpoint; without one (and no shipped weights) the model runs with random weights.")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Checkpoint; without one (and no shipped weights) the model runs with random weights.",
+)
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", help="Arithmetic precision.")
 @click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")

@@ -8,6 +8,7 @@ import torch
 
 from . import __version__
 from .model import MODEL_CONFIGS, STVUN
+from .weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
 
 
 def available_devices() -> list[dict[str, str]]:
@@ -31,6 +32,26 @@ def model_summaries() -> list[dict[str, object]]:
     return out
 
 
+def available_weights() -> list[dict[str, object]]:
+    """Checkpoints shipped in ``weights/``: file, model variant (from metadata), size, and whether it is the default."""
+    default = default_weights_path()
+    found = []
+    if WEIGHTS_DIR.is_dir():
+        for path in sorted(WEIGHTS_DIR.iterdir()):
+            if path.suffix not in (".safetensors", ".pth", ".pt"):
+                continue
+            meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
+            found.append(
+                {
+                    "path": str(path),
+                    "model": meta.get("stvup_model", "?"),
+                    "megabytes": round(path.stat().st_size / 2**20, 1),
+                    "default": default is not None and path == default,
+                }
+            )
+    return found
+
+
 def collect_info() -> dict[str, object]:
     """Everything ``stvup info`` prints."""
     import av
@@ -44,4 +65,9 @@ def collect_info() -> dict[str, object]:
         "ffmpeg": str(getattr(av, "ffmpeg_version_info", "unknown")),
         "numpy": numpy.__version__,
     }
-    return {"versions": versions, "devices": available_devices(), "models": model_summaries()}
+    return {
+        "versions": versions,
+        "devices": available_devices(),
+        "models": model_summaries(),
+        "weights": available_weights(),
+    }

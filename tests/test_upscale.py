@@ -305,3 +305,22 @@ def test_bench_reports_stages(weights):
     assert set(stages) == {"decode", "model", "encode", "total"} and stages["total"] > 0
     assert report["output"].endswith("6 frames")
     assert report["baseline"].get("frames", 0) > 0 or "error" in report["baseline"]
+
+
+def test_info_lists_versions_devices_models_and_weights(weights, tmp_path, monkeypatch):
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    (shipped / "default.safetensors").write_bytes(Path(weights).read_bytes())
+    monkeypatch.setattr("stvup.info.WEIGHTS_DIR", shipped)
+    monkeypatch.setattr("stvup.weights.WEIGHTS_DIR", shipped)
+    res = _run("info", "--json")
+    assert res.exit_code == 0
+    data = json.loads(res.output)
+    assert {"stvup", "torch", "av", "python"} <= set(data["versions"])
+    assert data["devices"][0]["name"] == "cpu"
+    assert {m["name"]: m["parameters"] for m in data["models"]}["stvun"] == 30_882_276
+    assert data["weights"] == [
+        {"path": str(shipped / "default.safetensors"), "model": "stvun-tiny", "megabytes": 1.2, "default": True}
+    ]
+    # And the shipped default is what upscale uses without --weights.
+    assert stvup.load_upscaler(device="cpu").model.config.name == "stvun-tiny"

@@ -38,9 +38,10 @@ from typing import Any
 import av
 import av.error
 import numpy as np
-from av.video.reformatter import Colorspace, VideoReformatter
+from av.video.reformatter import VideoReformatter
 
 from stvup.errors import InputError, OutputError, StvupError, UsageError
+from stvup.video.reader import _SWS_MATRIX
 
 __all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]
 
@@ -69,22 +70,41 @@ _X26X_PRESETS = (
     "placebo",
 )
 
-# FFmpeg AVColorSpace values -> swscale matrices (same table as the reader's).
-_SWS_MATRIX = {
-    1: Colorspace.ITU709,
-    4: Colorspace.FCC,
-    5: Colorspace.ITU601,
-    6: Colorspace.SMPTE170M,
-    7: Colorspace.SMPTE240M,
-    9: Colorspace.BT2020,
-    10: Colorspace.BT2020,
-}
 _SPC_RGB, _SPC_BT709 = 0, 1
 _RANGE_UNSPECIFIED, _RANGE_MPEG, _RANGE_JPEG = 0, 1, 2
 _PRI_BT709, _TRC_BT709 = 1, 1
 
 
-class VideoWriter:
+class _AtomicWriter:
+    """Context-manager behaviour shared by the writers: ``close()`` on success, ``abort()`` on any exception
+    (KeyboardInterrupt included) and when a writer is dropped unclosed, so no partial output survives."""
+
+    _closed = True
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204 - returns the concrete writer
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.abort()
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
+
+
+class VideoWriter(_AtomicWriter):
     """Encode RGB frames into a video file at an exact rational rate, copying audio/subtitles from ``source``.
 
     Use as a context manager::
@@ -281,24 +301,8 @@ class VideoWriter:
             except OSError:
                 pass
 
-    def __enter__(self) -> VideoWriter:
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.abort()
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
-                pass
-
-
-class FrameFolderWriter:
+class FrameFolderWriter(_AtomicWriter):
     """Write RGB frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder, using PyAV's PNG encoder.
 
     Takes the same arguments as :class:`VideoWriter`; those that only make sense for a video (codec, crf, preset,
@@ -419,22 +423,6 @@ class FrameFolderWriter:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    def __enter__(self) -> FrameFolderWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.abort()
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
-                pass
 
 
 def open_writer(path: str | os.PathLike, **kwargs: Any) -> VideoWriter | FrameFolderWriter:

@@ -324,3 +324,13 @@ def test_info_lists_versions_devices_models_and_weights(weights, tmp_path, monke
     ]
     # And the shipped default is what upscale uses without --weights.
     assert stvup.load_upscaler(device="cpu").model.config.name == "stvun-tiny"
+
+
+def test_model_variant_recognised_from_a_plain_pth(tmp_path):
+    """A .pth without metadata (like the authors' STVUN.pth) is matched to its variant by tensor shapes."""
+    state = _tiny().state_dict()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "plain.pth")
+    assert stvup.load_upscaler(tmp_path / "plain.pth", device="cpu").model.config.name == "stvun-tiny"
+    torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "other.pth")
+    with pytest.raises(stvup.CheckpointError, match="matches none of the known models"):
+        stvup.load_upscaler(tmp_path / "other.pth", device="cpu")

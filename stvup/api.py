@@ -135,13 +135,16 @@ def upscale(
     if time_factor is not None and fps_value is not None:
         raise UsageError("pass either --time or --fps, not both")
     info = probe(in_path, input_fps=parse_rate(input_fps))
+    if output is not None:
+        _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
     if upscaler is None:
         upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile)
     elif space is not None and space != upscaler.space:
         raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
     s = upscaler.space
     out_path = Path(output) if output is not None else default_output_path(in_path, s)
-    _check_output(in_path, out_path, overwrite)
+    if output is None:
+        _check_output(in_path, out_path, overwrite)
     rate_out = output_rate(info.rate, time_factor, fps_value)
 
     writer = open_writer(

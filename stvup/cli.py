@@ -327,6 +327,112 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, no_
             console.print(f"{base['name']}: {base['s_per_frame']:.4f} s/frame, {base['fps']:.2f} frames/s")
 
 
+def _crf_range(ctx, param, value):
+    """``23`` or ``18-35`` → (low, high)."""
+    if value is None:
+        return None
+    try:
+        low, _, high = value.partition("-")
+        return (int(low), int(high or low))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a CRF or CRF range like 18-35") from None
+
+
+def _stride(ctx, param, value):
+    if value == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither auto nor a whole number") from None
+    if n < 2:
+        raise click.BadParameter("must be at least 2")
+    return n
+
+
+@cli.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/stvun-small",
+              help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors.")
+@click.option("--model", "model_name", default="stvun-small", help="Model variant to train (see `stvup info`).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from these weights instead of random ones.")
+@click.option("--resume", type=click.Path(exists=True), default=None,
+              help="Continue a run: its folder (last.pt) or a checkpoint file; its saved settings are used.")
+@click.option("--pretrain-steps", type=click.IntRange(min=0), default=300_000,
+              help="Stage 1 steps: encoder, EFST and decoder on L_S only.")
+@click.option("--steps", type=click.IntRange(min=0), default=400_000,
+              help="Stage 2 steps: the whole network on λ_M·L_M + λ_S·L_S + λ_F·L_F.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Samples per step.")
+@click.option("--patch", type=click.IntRange(min=16), default=32, help="Stage 1 LR patch size (HR = ×scale).")
+@click.option("--patch2", type=click.IntRange(min=16), default=64, help="Stage 2 LR patch size.")
+@click.option("--lr", type=float, default=1e-4, help="Stage 1 initial learning rate (Adam).")
+@click.option("--lr2", type=float, default=5e-5, help="Stage 2 initial learning rate.")
+@click.option("--lr-halve-every", type=click.IntRange(min=1), default=100_000,
+              help="Halve the learning rate every this many steps of a stage.")
+@click.option("--lambda-m", type=float, default=1.0, help="Weight of L_M (LR intermediate frame, Eq. 7).")
+@click.option("--lambda-s", type=float, default=1.0, help="Weight of L_S (HR centre frame, Eq. 9).")
+@click.option("--lambda-f", type=float, default=1.0, help="Weight of L_F (HR intermediate frames, Eq. 11).")
+@click.option("--stride", default="2", callback=_stride,
+              help="Source frames between LR inputs (2: one time target at T=0.5), or auto (by frame rate).")
+@click.option("--max-times", type=click.IntRange(min=1), default=3, help="Most time targets per sample.")
+@click.option("--degradation", "kernel", type=click.Choice(["duf", "bicubic", "mixed"]), default="duf",
+              help="Downsampling: the paper's Gaussian (duf), antialiased bicubic, or either at random.")
+@click.option("--noise", type=click.FloatRange(min=0), default=0.0,
+              help="Largest Gaussian noise σ (8-bit levels) added to LR inputs.")
+@click.option("--crf", default=None, callback=_crf_range, help="H.264 compression of LR inputs, e.g. 18-35.")
+@click.option("--degrade-probability", type=click.FloatRange(0, 1), default=1.0,
+              help="Share of samples that get noise/compression.")
+@click.option("--no-augment", is_flag=True, help="No flips, rotations or reversed order.")
+@click.option("--max-frames", type=click.IntRange(min=7), default=None, help="Decode at most this many per source.")
+@click.option("--seed", type=int, default=0, help="Seed of the sample sequence.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              help="auto: bf16 autocast where the hardware has it (CUDA, CPU with AMX/AVX-512 BF16).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, help="Steps between checkpoints.")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, help="Steps between log lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_size, patch, patch2, lr, lr2,
+          lr_halve_every, lambda_m, lambda_s, lambda_f, stride, max_times, kernel, noise, crf, degrade_probability,
+          no_augment, max_frames, seed, device, precision, threads, checkpoint_every, log_every, quiet) -> None:
+    """Train STVUN on videos and frame folders in DATA (searched recursively; vid4 is refused)."""
+    from .train import TrainConfig, train as run_training
+
+    config = TrainConfig(
+        data=list(data), out_dir=out_dir, model=model_name, init=init, pretrain_steps=pretrain_steps, steps=steps,
+        batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
+        lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
+        noise=noise, crf=crf, degrade_probability=degrade_probability, augment=not no_augment,
+        max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
+        checkpoint_every=checkpoint_every, log_every=log_every,
+    )  # fmt: skip
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[rate]} samples/s"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet)
+    state: dict = {}
+
+    def progress(p) -> None:
+        if "task" not in state:
+            state["task"] = bar.add_task("train", total=p.total, stage=p.stage, losses="", rate="-")
+        losses = " ".join(f"{k}={v:.4f}" for k, v in p.losses.items() if k != "loss" and v)
+        bar.update(state["task"], completed=p.step, stage=p.stage, losses=losses, rate=f"{p.samples_per_s:.1f}")
+
+    def message(text: str) -> None:
+        if not quiet:
+            console.print(text)
+
+    with bar:
+        result = run_training(config, resume=resume, on_progress=progress, on_message=message)
+    click.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.clips} clips "
+               f"({result.windows} windows); weights: {result.weights}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="stvup")

@@ -20,8 +20,9 @@ Y_OFFSET = 16.0
 
 
 def _tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
-    return x.to(torch.float64)
+    if isinstance(image, torch.Tensor):
+        return image.to(torch.float64)
+    return torch.from_numpy(np.array(image, dtype=np.float64))
 
 
 def to_y(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -50,10 +51,16 @@ def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: int =
 
 
 def _window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D half of the separable 11×11 Gaussian window."""
     x = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)[None, None]
+    return g / g.sum()
+
+
+def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Valid-mode 2-D Gaussian filtering of ``(n, 1, h, w)`` as two 1-D convolutions."""
+    g = g.to(x.dtype)
+    return F.conv2d(F.conv2d(x, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
 
 
 def ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: int = 0, y: bool = False) -> float:
@@ -62,14 +69,20 @@ def ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: int =
     if a.ndim == 2:
         a, b = a[..., None], b[..., None]
     a, b = a.permute(2, 0, 1)[:, None], b.permute(2, 0, 1)[:, None]  # (c, 1, h, w)
-    w = _window()
-    if min(a.shape[-2:]) < w.shape[-1]:
+    g = _window()
+    if min(a.shape[-2:]) < len(g):
         raise ValueError("images are smaller than the 11×11 SSIM window")
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
-    var_a = F.conv2d(a * a, w) - mu_a**2
-    var_b = F.conv2d(b * b, w) - mu_b**2
-    cov = F.conv2d(a * b, w) - mu_a * mu_b
+    # The five local statistics in one batched float32 pass (float64 convolutions are many times slower). Values
+    # are centred on 128 first, which keeps E[x²] − μ² accurate to ~1e-7 of SSIM in float32.
+    n = a.shape[0]
+    a, b = (a - 128).float(), (b - 128).float()
+    stats = _filter(torch.cat((a, b, a * a, b * b, a * b)), g).double()
+    mu_a, mu_b, aa, bb, ab = stats.split(n)
+    var_a = aa - mu_a**2
+    var_b = bb - mu_b**2
+    cov = ab - mu_a * mu_b
+    mu_a, mu_b = mu_a + 128, mu_b + 128
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return float((num / den).mean())

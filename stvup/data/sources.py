@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stvup.errors import InputError, UsageError
-from stvup.video import VIDEO_EXTENSIONS, iter_frames, list_frame_files
+from stvup.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames
 
 #: Folder names that hold evaluation data; training refuses them.
 TEST_SETS = frozenset({"vid4"})
@@ -60,7 +60,7 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
             here = Path(root)
             videos = [here / f for f in sorted(files) if Path(f).suffix.lower() in READ_EXTENSIONS]
             found.extend(videos)
-            if not videos and list_frame_files(here):
+            if not videos and any(Path(f).suffix.lower() in FRAME_EXTENSIONS for f in files):
                 found.append(here)
     return found
 

@@ -1,0 +1,365 @@
+"""Quality evaluation with the STVUN paper's protocol (section 4.1), side by side with the alternatives.
+
+For every clip the even-numbered frames are degraded (the paper's Gaussian ×scale, :func:`duf_downsample`, rounded
+to 8 bits) and fed in; the ×2-time output is compared with every ground-truth frame from the first to the last
+input: the even ("kept") frames score the spatial path, the odd ("new") frames the space-time path (T_in = 0.5).
+PSNR and SSIM are measured on RGB and on Y (:mod:`stvup.metrics`), with ``crop`` border pixels left out, per frame,
+then averaged per clip, and the clip means averaged into the table's mean.
+
+Methods (names for ``methods``):
+
+* ``stvup``: the model through :class:`~stvup.pipeline.Upscaler`, exactly as ``stvup upscale`` runs it.
+* ``bicubic``: bicubic ×scale of each input; new frames are the average of their two neighbours (frame blending).
+* ``ffmpeg``: FFmpeg's lanczos scaling and motion-compensated ``minterpolate``, via imageio-ffmpeg's binary.
+* ``v-f`` and ``f-v``: the paper's sequential baselines built from the same model's parts. V→F upsamples every
+  input with the spatial path, then interpolates the HR frames with the model's PWC-Net flows (Eqs. 4 and 6 on
+  pixels); F→V interpolates the LR frames first (Eq. 6) and then upsamples the doubled sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stvup.data.degrade import duf_downsample
+from stvup.errors import InputError, UsageError
+from stvup.metrics import psnr, ssim
+from stvup.model import STVUN
+from stvup.model.pwcnet import backward_warp
+from stvup.pipeline import Upscaler
+from stvup.video import FRAME_EXTENSIONS, iter_frames
+
+METHODS = ("stvup", "bicubic", "ffmpeg", "v-f", "f-v")
+LABELS = {
+    "stvup": "stvup (joint STVUN)",
+    "bicubic": "bicubic + frame blending",
+    "ffmpeg": "FFmpeg lanczos + minterpolate",
+    "v-f": "V→F (STVUN spatial, then PWC-Net interpolation)",
+    "f-v": "F→V (PWC-Net interpolation, then STVUN spatial)",
+}
+MODEL_METHODS = frozenset({"stvup", "v-f", "f-v"})
+METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+
+
+@dataclass
+class EvalProgress:
+    clip: str
+    method: str
+    clip_index: int
+    clips: int
+
+
+@dataclass
+class EvalReport:
+    """Scores per method and clip: ``scores[method][clip][part][metric]``, part in kept / new / all."""
+
+    methods: list[str]
+    clips: list[str]
+    scores: dict[str, dict[str, dict[str, dict[str, float]]]]
+    protocol: dict[str, object] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def mean(self, method: str, part: str, metric: str) -> float:
+        values = [self.scores[method][c][part][metric] for c in self.clips if c in self.scores.get(method, {})]
+        return float(np.mean(values)) if values else float("nan")
+
+    def to_dict(self) -> dict:
+        means = {m: {p: {k: self.mean(m, p, k) for k in METRICS} for p in ("kept", "new", "all")}
+                 for m in self.methods if m in self.scores}  # fmt: skip
+        return {"protocol": self.protocol, "methods": self.methods, "clips": self.clips, "mean": means,
+                "per_clip": self.scores, "errors": self.errors}  # fmt: skip
+
+    def to_markdown(self) -> str:
+        """Two tables: the means (Y and RGB; kept, new, all frames) and the Y scores of every clip."""
+        lines = [
+            "| method | kept Y | new Y | all Y | kept RGB | new RGB | all RGB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m in self.methods:
+            if m not in self.scores:
+                continue
+            cells = [f"{self.mean(m, p, 'psnr_' + s):.2f} / {self.mean(m, p, 'ssim_' + s):.4f}"
+                     for s in ("y", "rgb") for p in ("kept", "new", "all")]  # fmt: skip
+            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        lines += ["", "| method | clip | kept Y | new Y | all Y |", "|---|---|---|---|---|"]
+        for m in self.methods:
+            for c in self.clips:
+                s = self.scores.get(m, {}).get(c)
+                if s is None:
+                    continue
+                cells = [f"{s[p]['psnr_y']:.2f} / {s[p]['ssim_y']:.4f}" for p in ("kept", "new", "all")]
+                lines.append(f"| {m} | {c} | " + " | ".join(cells) + " |")
+        for m, why in self.errors.items():
+            lines.append(f"\n{m} failed: {why}")
+        note = (f"PSNR (dB) / SSIM, borders of {self.protocol.get('crop')} px cropped; ×{self.protocol.get('scale')} "
+                f"space, ×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5).")
+        return note + "\n\n" + "\n".join(lines) + "\n"
+
+
+# -- clips ---------------------------------------------------------------------------------------------------------
+
+
+def find_clips(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Clips named by ``paths``: a video, a frame folder, or a folder of those (e.g. ``vid4/GT``)."""
+    from stvup.data.sources import READ_EXTENSIONS
+
+    clips: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(str(path), "does not exist")
+        if path.is_file() or _has_frames(path):
+            clips.append(path)
+            continue
+        inside = [p for p in sorted(path.iterdir()) if not p.name.startswith(".")]
+        found = [p for p in inside if (p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+                 or (p.is_dir() and _has_frames(p))]  # fmt: skip
+        if not found:
+            raise InputError(str(path), "holds no video or frame folder")
+        clips.extend(found)
+    return clips
+
+
+def _has_frames(folder: Path) -> bool:
+    return any(p.suffix.lower() in FRAME_EXTENSIONS for p in folder.iterdir())
+
+
+def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> list[np.ndarray]:
+    """All frames of a video or frame folder as uint8 ``(h, w, 3)`` arrays."""
+    frames = []
+    with iter_frames(path) as stream:
+        for f in stream:
+            frames.append(f.image)
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    return frames
+
+
+def degrade_frames(frames: Sequence[np.ndarray], scale: int) -> list[np.ndarray]:
+    """The paper's LR input: DUF-downsampled frames, rounded to 8 bits (frames are cropped to a multiple of scale)."""
+    out = []
+    for f in frames:
+        h, w = f.shape[0] - f.shape[0] % scale, f.shape[1] - f.shape[1] % scale
+        x = torch.from_numpy(np.ascontiguousarray(f[:h, :w])).permute(2, 0, 1).float()
+        out.append(duf_downsample(x, scale).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+    return out
+
+
+# -- methods -------------------------------------------------------------------------------------------------------
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def _to_image(x: torch.Tensor) -> np.ndarray:
+    return ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ((a.astype(np.uint16) + b.astype(np.uint16) + 1) // 2).astype(np.uint8)
+
+
+def bicubic_blend(lr: Sequence[np.ndarray], scale: int) -> list[np.ndarray]:
+    """Bicubic ×scale (align_corners=False, like most players and ``imresize``) and blended in-between frames."""
+    up = []
+    for f in lr:
+        x = torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float()
+        y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+        up.append(y[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+    return _interleave(up, [_blend(a, b) for a, b in zip(up[:-1], up[1:])])
+
+
+def _interleave(kept: list[np.ndarray], new: list[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for i, k in enumerate(kept):
+        out.append(k)
+        if i < len(new):
+            out.append(new[i])
+    return out
+
+
+def ffmpeg_baseline(lr: Sequence[np.ndarray], scale: int) -> list[np.ndarray]:
+    """FFmpeg lanczos ×scale then ``minterpolate`` (motion-compensated, ``mi_mode=mci``) to twice the frame rate.
+
+    Frames go through pipes as raw RGB, so no lossy intermediate file; the motion search runs in 4:4:4 so that the
+    baseline does not lose chroma to the pipeline either.
+    """
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise UsageError(f"FFmpeg binary not available ({exc})") from None
+    h, w = lr[0].shape[:2]
+    vf = f"scale={w * scale}:{h * scale}:flags=lanczos,format=yuv444p,minterpolate=fps=2:mi_mode=mci"
+    cmd = [exe, "-v", "error", "-nostdin", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", "1",
+           "-i", "-", "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    # minterpolate holds back its last input; one repeated frame at the end flushes it, so exactly 2N - 1 frames
+    # (input k at output 2k) come out before the repeat's own.
+    stream = [*lr, lr[-1]]
+    done = subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f).tobytes() for f in stream), capture_output=True)
+    if done.returncode != 0:
+        raise UsageError("ffmpeg failed: " + (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1])
+    size = h * scale * w * scale * 3
+    n = len(done.stdout) // size
+    if n < 2 * len(lr) - 1:
+        raise UsageError(f"ffmpeg returned {n} frames, {2 * len(lr) - 1} expected")
+    frames = np.frombuffer(done.stdout[: n * size], np.uint8).reshape(n, h * scale, w * scale, 3)
+    return list(frames[: 2 * len(lr) - 1])
+
+
+def _stream(upscaler: Upscaler, lr: Sequence[np.ndarray], factor: int) -> list[np.ndarray]:
+    frames = ((f, Fraction(i)) for i, f in enumerate(lr))
+    return [o.image for o in upscaler.stream(frames, Fraction(1), Fraction(factor))]
+
+
+def joint(upscaler: Upscaler, lr: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """STVUN's own ×2-time output, through the streaming pipeline."""
+    return _stream(upscaler, lr, 2)[: 2 * len(lr) - 1]
+
+
+@torch.no_grad()
+def interpolate(model: STVUN, a: np.ndarray, b: np.ndarray, t: float = 0.5, *, lr_flows: bool) -> np.ndarray:
+    """Frame interpolation from the model's parts: PWC-Net flows, Eq. 4, then Eq. 6 on the two frames' pixels.
+
+    ``lr_flows``: the frames are LR inputs, so use the model's own flow path (as in training); otherwise they are
+    HR frames and PWC-Net runs on them directly, its output upsampled to their size.
+    """
+    device = next(model.parameters()).device
+    x3, x4 = _to_tensor(a, device), _to_tensor(b, device)
+    h, w = x3.shape[-2:]
+    m = model.size_multiple if lr_flows else 64
+    ph, pw = -h % m, -w % m
+    x3p, x4p = (F.pad(x, (0, pw, 0, ph), mode="replicate") for x in (x3, x4))
+    if lr_flows:
+        f34, f43 = model.estimate_flows(x3p, x4p)
+    else:
+        flows = model.pwcnet(torch.cat((x3p, x4p)), torch.cat((x4p, x3p)))
+        flows = F.interpolate(flows, size=x3p.shape[-2:], mode="bilinear", align_corners=False) * 4
+        f34, f43 = flows[:1], flows[1:]
+    ft3 = -(1 - t) * t * f34 + t * t * f43
+    ft4 = (1 - t) * (1 - t) * f34 - t * (1 - t) * f43
+    mid = (backward_warp(x3p, ft3) + backward_warp(x4p, ft4)) / 2
+    return _to_image(mid[..., :h, :w])
+
+
+def v_then_f(upscaler: Upscaler, lr: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """V→F: spatial path on every input, then interpolation of the HR frames."""
+    hr = _stream(upscaler, lr, 1)[: len(lr)]
+    model = upscaler.model
+    return _interleave(hr, [interpolate(model, a, b, lr_flows=False) for a, b in zip(hr[:-1], hr[1:])])
+
+
+def f_then_v(upscaler: Upscaler, lr: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """F→V: interpolation of the LR frames, then the spatial path over the doubled sequence."""
+    model = upscaler.model
+    doubled = _interleave(list(lr), [interpolate(model, a, b, lr_flows=True) for a, b in zip(lr[:-1], lr[1:])])
+    return _stream(upscaler, doubled, 1)[: len(doubled)]
+
+
+# -- scoring -------------------------------------------------------------------------------------------------------
+
+
+def score_frames(
+    outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int
+) -> dict[str, dict[str, float]]:
+    """Per-part means of every metric; ``outputs[i]`` is compared with ``truth[i]`` (kept: even i, new: odd i)."""
+    if len(outputs) < len(truth):
+        raise ValueError(f"method produced {len(outputs)} frames, {len(truth)} needed")
+    per_frame = []
+    for out, gt in zip(outputs, truth):
+        per_frame.append({
+            "psnr_y": psnr(out, gt, crop, y=True), "ssim_y": ssim(out, gt, crop, y=True),
+            "psnr_rgb": psnr(out, gt, crop), "ssim_rgb": ssim(out, gt, crop),
+        })  # fmt: skip
+    parts = {"kept": per_frame[0::2], "new": per_frame[1::2], "all": per_frame}
+    return {p: {k: float(np.mean([f[k] for f in fs])) for k in METRICS} for p, fs in parts.items() if fs}
+
+
+def evaluate(
+    clips: Sequence[str | os.PathLike],
+    *,
+    methods: Sequence[str] = METHODS,
+    upscaler: Upscaler | None = None,
+    scale: int = 4,
+    crop: int | None = None,
+    max_frames: int | None = None,
+    on_progress: Callable[[EvalProgress], None] | None = None,
+) -> EvalReport:
+    """Evaluate ``methods`` on ``clips`` (videos or frame folders of HR ground truth) with the paper's protocol.
+
+    ``upscaler`` runs the model methods (``stvup``, ``v-f``, ``f-v``); ``crop`` defaults to ``scale`` pixels.
+    A method that fails (e.g. no FFmpeg binary) is reported in ``errors`` and left out, not fatal.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    if upscaler is None and MODEL_METHODS & set(methods):
+        raise UsageError("the model methods (stvup, v-f, f-v) need weights")
+    if upscaler is not None and upscaler.model.scale != scale:
+        raise UsageError(f"the model is ×{upscaler.model.scale}; evaluate it with scale {upscaler.model.scale}")
+    crop = scale if crop is None else crop
+    names = [_clip_name(Path(c)) for c in clips]
+    report = EvalReport(list(methods), names, {m: {} for m in methods}, protocol={
+        "scale": scale, "time": 2, "crop": crop, "degradation": "gaussian 13x13 sigma=0.4*scale, subsample (DUF)",
+        "input": "even frames", "y": "BT.601 studio range", "max_frames": max_frames,
+    })  # fmt: skip
+    for ci, (path, name) in enumerate(zip(clips, names)):
+        hr = read_clip(path, max_frames)
+        if len(hr) < 3:
+            raise InputError(str(path), f"has {len(hr)} frames; the protocol needs at least 3")
+        hr = [f[: f.shape[0] - f.shape[0] % scale, : f.shape[1] - f.shape[1] % scale] for f in hr]
+        lr = degrade_frames(hr[0::2], scale)
+        truth = hr[: 2 * len(lr) - 1]
+        for method in methods:
+            if method in report.errors:
+                continue
+            if on_progress is not None:
+                on_progress(EvalProgress(name, method, ci, len(clips)))
+            try:
+                outputs = _run(method, lr, scale, upscaler)
+            except UsageError as exc:
+                if method != "ffmpeg":
+                    raise
+                report.errors[method] = str(exc)
+                continue
+            report.scores[method][name] = score_frames(outputs, truth, crop)
+    report.scores = {m: s for m, s in report.scores.items() if s}
+    return report
+
+
+def _run(method: str, lr: list[np.ndarray], scale: int, upscaler: Upscaler | None) -> list[np.ndarray]:
+    if method == "bicubic":
+        return bicubic_blend(lr, scale)
+    if method == "ffmpeg":
+        return ffmpeg_baseline(lr, scale)
+    assert upscaler is not None
+    return {"stvup": joint, "v-f": v_then_f, "f-v": f_then_v}[method](upscaler, lr)
+
+
+def _clip_name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
+
+
+def write_report(report: EvalReport, markdown: str | os.PathLike | None, json_path: str | os.PathLike | None) -> None:
+    """Write the Markdown and/or JSON report atomically."""
+    for path, text in ((markdown, report.to_markdown()), (json_path, json.dumps(report.to_dict(), indent=2))):
+        if path is None:
+            continue
+        p = Path(path)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,104 @@
+"""The evaluation protocol, its baselines and the `stvup eval` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from stvup.cli import cli
+from stvup.data import duf_downsample
+from stvup.eval import bicubic_blend, degrade_frames, evaluate, ffmpeg_baseline, find_clips, score_frames
+from stvup.metrics import psnr
+from stvup.model import build_model
+from stvup.weights import save_safetensors
+
+from .conftest import make_clip
+from .helpers import seeded_state
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    model = build_model("stvun-tiny")
+    state = seeded_state(model)
+    state["decoder.rconv1.weight"] = state["decoder.rconv1.weight"] * 0.02
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_safetensors(state, path, {"stvup_model": "stvun-tiny"})
+    return path
+
+
+def _smooth_frames(n: int = 7, h: int = 64, w: int = 80) -> list[np.ndarray]:
+    ys, xs = np.mgrid[0:h, 0:w]
+    return [np.stack([120 + 60 * np.sin(xs / 9 + k / 5), 120 + 60 * np.cos(ys / 7), 100 + 0 * xs], -1).astype(np.uint8)
+            for k in range(n)]  # fmt: skip
+
+
+def test_protocol_degrades_even_frames_and_splits_kept_from_new():
+    frames = _smooth_frames()
+    lr = degrade_frames(frames[0::2], 4)
+    assert len(lr) == 4 and lr[0].shape == (16, 20, 3)
+    expect = duf_downsample(torch.from_numpy(frames[2]).permute(2, 0, 1).float(), 4).round().permute(1, 2, 0)
+    assert np.array_equal(lr[1], expect.numpy().astype(np.uint8))
+    # Kept frames are the even outputs, new the odd ones.
+    truth = frames[:7]
+    outs = [f if i % 2 == 0 else np.zeros_like(f) for i, f in enumerate(truth)]
+    scores = score_frames(outs, truth, crop=4)
+    assert scores["kept"]["psnr_y"] == float("inf") and scores["new"]["psnr_y"] < 10
+    assert scores["kept"]["ssim_rgb"] == pytest.approx(1.0)
+
+
+def test_bicubic_blend_and_ffmpeg_give_one_frame_per_ground_truth_frame():
+    frames = _smooth_frames(9)
+    lr = degrade_frames(frames[0::2], 4)
+    bic = bicubic_blend(lr, 4)
+    assert len(bic) == 9 and bic[0].shape == frames[0].shape
+    assert np.array_equal(bic[1], ((bic[0].astype(int) + bic[2] + 1) // 2).astype(np.uint8))
+    assert psnr(bic[4], frames[4], crop=4) > 25  # smooth content: bicubic is close
+    ff = ffmpeg_baseline(lr, 4)
+    assert len(ff) == 9 and ff[0].shape == frames[0].shape
+    # Input k is output 2k: kept frames are lanczos-scaled inputs, close to bicubic ones.
+    assert psnr(ff[4], bic[4]) > 30 and psnr(ff[4], bic[6]) < psnr(ff[4], bic[4])
+
+
+def test_evaluate_runs_every_method(tmp_path, weights):
+    from stvup.api import load_upscaler
+
+    clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
+    report = evaluate([clip], upscaler=load_upscaler(weights, device="cpu"), crop=4)
+    data = report.to_dict()
+    assert set(data["mean"]) == {"stvup", "bicubic", "ffmpeg", "v-f", "f-v"}
+    for method, parts in data["mean"].items():
+        assert set(parts) == {"kept", "new", "all"}
+        assert all(np.isfinite(v) for v in parts["new"].values()), method
+    # V→F shares the joint model's spatial path, so its kept frames score the same.
+    assert data["mean"]["v-f"]["kept"]["psnr_y"] == pytest.approx(data["mean"]["stvup"]["kept"]["psnr_y"], abs=0.05)
+    with pytest.raises(Exception, match="need weights"):
+        evaluate([clip], methods=["stvup"])
+
+
+def test_find_clips(tmp_path):
+    (tmp_path / "set" / "a").mkdir(parents=True)
+    (tmp_path / "set" / "a" / "1.png").write_bytes(b"")
+    make_clip(tmp_path / "set" / "b.mp4", audio=None)
+    assert [p.name for p in find_clips([tmp_path / "set"])] == ["a", "b.mp4"]
+    with pytest.raises(Exception, match="no video"):
+        find_clips([tmp_path / "set" / "a" / ".."/ ".." ])
+
+
+def test_cli_eval_writes_both_tables(tmp_path, weights):
+    clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=5, audio=None)
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--weights", str(weights), "--methods", "stvup,bicubic",
+                                   "--markdown", str(md), "--json", str(js), "--quiet"])
+    assert res.exit_code == 0, res.output
+    text = md.read_text()
+    assert "| method | kept Y | new Y | all Y |" in text  # the means
+    assert "| method | clip | kept Y | new Y | all Y |" in text and "| stvup | c |" in text  # per clip
+    data = json.loads(js.read_text())
+    assert data["protocol"]["scale"] == 4 and set(data["per_clip"]) == {"stvup", "bicubic"}
+    assert text.strip() in res.output
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic,nope"])
+    assert res.exit_code == 1 and "unknown method" in res.output

@@ -1,0 +1,125 @@
+"""Training: each loss term falls, resuming is exact, the command line writes a usable run."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from stvup.cli import cli
+from stvup.data import Clip, Sampler
+from stvup.losses import LossWeights
+from stvup.model import build_model
+from stvup.train import TrainConfig, TrainProgress, train, training_step, zero_heads
+from stvup.video import probe
+from stvup.weights import load_weights, read_safetensors
+
+from .conftest import make_clip
+
+
+def _texture_clip(n: int = 30, h: int = 80, w: int = 96, speed: int = 2) -> Clip:
+    """A smooth random texture panning ``speed`` HR pixels per frame."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 3, h // 4, (w + speed * n) // 4 + 1, generator=g)
+    big = F.interpolate(base, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)[0]
+    frames = [(big[:, :h, speed * k : speed * k + w].permute(1, 2, 0) * 255).to(torch.uint8).numpy() for k in range(n)]
+    return Clip("texture", np.stack(frames), Fraction(30))
+
+
+def _config(tmp_path, **kw) -> TrainConfig:
+    base = dict(data=[], out_dir=str(tmp_path / "run"), model="stvun-tiny", pretrain_steps=4, steps=4, batch_size=2,
+                patch=16, patch2=16, lr=1e-3, lr2=1e-3, log_every=2, checkpoint_every=3, precision="fp32")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _losses(model, batch, stage=2) -> dict[str, float]:
+    with torch.no_grad():
+        return {k: float(v) for k, v in training_step(model, batch, stage, LossWeights(), None)[1].items()}
+
+
+def test_tiny_run_lowers_every_loss_term(tmp_path):
+    clip = _texture_clip()
+    torch.manual_seed(0)
+    cfg = _config(tmp_path, pretrain_steps=15, steps=25, batch_size=4, zero_init=False, seed=1)
+    fixed = Sampler([clip], patch=16, seed=99).batch(0, 8)  # a held-out batch from other seeds
+    torch.manual_seed(0)
+    start = build_model("stvun-tiny")
+    before = _losses(start, fixed)
+    result = train(cfg, clips=[clip])
+    trained = load_weights(build_model("stvun-tiny"), result.weights)
+    after = _losses(trained, fixed)
+    # L_S and L_F fall fast; L_M (flow learning through PWC-Net) falls slowly in 25 steps but must fall.
+    for term, ratio in (("l_s", 0.5), ("l_f", 0.6), ("l_m", 0.97)):
+        assert after[term] < ratio * before[term], (term, before, after)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in log][:1] == [1] and log[-1]["stage"] == 2 and log[-1]["step"] == 40
+    assert {"l_s", "l_m", "l_f", "lr", "samples_per_s"} <= set(log[-1])
+    assert all(r["l_m"] == 0 for r in log if r["stage"] == 1)  # stage 1 is L_S only
+
+
+def test_zero_heads_start_from_bilinear_and_blending():
+    model = build_model("stvun-tiny")
+    zero_heads(model)
+    frames = [torch.rand(1, 3, 16, 16) * 2 - 1 for _ in range(7)]
+    out = model.run(frames, [0.5])
+    assert torch.allclose(out.frames[0], model.upsample(frames[3]), atol=1e-6)
+    assert torch.allclose(out.lr_between[0], (frames[3] + frames[4]) / 2, atol=1e-5)
+
+
+def test_resume_continues_exactly(tmp_path):
+    clip = _texture_clip()
+    torch.manual_seed(0)
+    whole = train(_config(tmp_path / "a"), clips=[clip])
+    torch.manual_seed(0)
+    train(_config(tmp_path / "b", steps=2), clips=[clip])  # stops at step 6, inside stage 2
+    resumed = train(_config(tmp_path / "b"), resume=tmp_path / "b" / "run", clips=[clip])
+    assert resumed.steps == whole.steps == 8
+    a, _ = read_safetensors(whole.weights)
+    b, _ = read_safetensors(resumed.weights)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8]
+
+
+def test_interrupt_saves_a_checkpoint_to_resume_from(tmp_path):
+    clip = _texture_clip()
+    cfg = _config(tmp_path, log_every=1, checkpoint_every=100)
+
+    def stop(p: TrainProgress) -> None:
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, clips=[clip], on_progress=stop)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert ckpt["step"] == 3 and ckpt["stage"] == 1
+    assert train(cfg, resume=tmp_path / "run", clips=[clip]).steps == 8
+
+
+def test_cli_train_then_upscale(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_clip(data / "a.mp4", width=96, height=80, frames=16, audio=None)
+    out = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", str(data), "--out", str(out), "--model", "stvun-tiny", "--pretrain-steps", "2",
+                              "--steps", "2", "--batch-size", "1", "--patch", "16", "--patch2", "16", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "trained 4 steps" in res.output
+    assert (out / "model.safetensors").is_file() and (out / "last.pt").is_file()
+    _, meta = read_safetensors(out / "model.safetensors")
+    assert meta["stvup_model"] == "stvun-tiny" and meta["steps"] == "4"
+    video = tmp_path / "up.mp4"
+    res = runner.invoke(cli, ["upscale", str(data / "a.mp4"), "-o", str(video), "--weights", str(out / "model.safetensors"),
+                              "--time", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    info = probe(video)
+    assert (info.width, info.height, info.frame_count) == (384, 320, 32)
+    res = runner.invoke(cli, ["train", str(tmp_path / "nothing-here")])
+    assert res.exit_code != 0

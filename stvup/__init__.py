@@ -10,22 +10,30 @@ __version__ = "0.1.0"
 
 from .api import batch, load_upscaler, upscale
 from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
+from .evaluation import EvalReport, evaluate, find_clips
 from .model import build_model, list_models
+from .training import TrainConfig, TrainResult, train
 from .weights import convert_checkpoint, load_checkpoint, load_weights
 
 __all__ = [
     "CheckpointError",
+    "EvalReport",
     "InputError",
     "OutputError",
     "StvupError",
+    "TrainConfig",
+    "TrainResult",
     "UsageError",
     "__version__",
     "batch",
     "build_model",
     "convert_checkpoint",
+    "evaluate",
+    "find_clips",
     "list_models",
     "load_checkpoint",
     "load_upscaler",
     "load_weights",
+    "train",
     "upscale",
 ]

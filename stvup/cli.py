@@ -397,8 +397,8 @@ def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_
           lr_halve_every, lambda_m, lambda_s, lambda_f, stride, max_times, kernel, noise, crf, degrade_probability,
           no_augment, max_frames, seed, device, precision, threads, checkpoint_every, log_every, quiet) -> None:
     """Train STVUN on videos and frame folders in DATA (searched recursively; vid4 is refused)."""
-    from .train import TrainConfig
-    from .train import train as run_training
+    from .training import TrainConfig
+    from .training import train as run_training
 
     config = TrainConfig(
         data=list(data), out_dir=out_dir, model=model_name, init=init, pretrain_steps=pretrain_steps, steps=steps,
@@ -445,8 +445,8 @@ def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Checkpoint to evaluate. Default: the shipped weights.")
 @click.option("--model", "model_name", default=None, help="Model variant. Default: the weights'.")
-@click.option("--methods", default=",".join(("stvup", "bicubic", "ffmpeg", "v-f", "f-v")),
-              help="Comma-separated: stvup, bicubic, ffmpeg, v-f, f-v.")
+@click.option("--methods", default="stvup,bicubic,bicubic-aligned,ffmpeg,v-f,f-v",
+              help="Comma-separated: stvup, bicubic, bicubic-aligned, ffmpeg, v-f, f-v.")
 @click.option("--crop", type=click.IntRange(min=0), default=None, help="Border pixels left out. Default: the scale.")
 @click.option("--max-frames", type=click.IntRange(min=3), default=None, help="Use at most this many frames per clip.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
@@ -454,7 +454,8 @@ def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_
 @click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the Markdown tables here.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write all scores as JSON here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write all scores as JSON here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def evaluate_cmd(clips, weights, model_name, methods, crop, max_frames, device, precision, tile, md_path, json_path,
                  quiet) -> None:
@@ -463,7 +464,7 @@ def evaluate_cmd(clips, weights, model_name, methods, crop, max_frames, device, 
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
     RGB for kept (even) and new (odd) frames, mean and per clip.
     """
-    from .eval import MODEL_METHODS, evaluate, find_clips, write_report
+    from .evaluation import MODEL_METHODS, evaluate, find_clips, write_report
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     upscaler = None

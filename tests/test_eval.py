@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from stvup.cli import cli
 from stvup.data import duf_downsample
-from stvup.eval import bicubic_blend, degrade_frames, evaluate, ffmpeg_baseline, find_clips, score_frames
+from stvup.evaluation import bicubic_blend, degrade_frames, evaluate, ffmpeg_baseline, find_clips, score_frames
 from stvup.metrics import psnr
 from stvup.model import build_model
 from stvup.weights import save_safetensors
@@ -57,6 +57,10 @@ def test_bicubic_blend_and_ffmpeg_give_one_frame_per_ground_truth_frame():
     assert len(bic) == 9 and bic[0].shape == frames[0].shape
     assert np.array_equal(bic[1], ((bic[0].astype(int) + bic[2] + 1) // 2).astype(np.uint8))
     assert psnr(bic[4], frames[4], crop=4) > 25  # smooth content: bicubic is close
+    # On the DUF grid, LR pixel (i, j) lands exactly on HR pixel (4i, 4j).
+    aligned = bicubic_blend(lr, 4, aligned=True)
+    assert np.array_equal(aligned[2][::4, ::4], lr[1]) and not np.array_equal(bic[2][::4, ::4], lr[1])
+    assert psnr(aligned[4], frames[4], crop=4) > psnr(bic[4], frames[4], crop=4)
     ff = ffmpeg_baseline(lr, 4)
     assert len(ff) == 9 and ff[0].shape == frames[0].shape
     # Input k is output 2k: kept frames are lanczos-scaled inputs, close to bicubic ones.
@@ -69,7 +73,7 @@ def test_evaluate_runs_every_method(tmp_path, weights):
     clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
     report = evaluate([clip], upscaler=load_upscaler(weights, device="cpu"), crop=4)
     data = report.to_dict()
-    assert set(data["mean"]) == {"stvup", "bicubic", "ffmpeg", "v-f", "f-v"}
+    assert set(data["mean"]) == {"stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v"}
     for method, parts in data["mean"].items():
         assert set(parts) == {"kept", "new", "all"}
         assert all(np.isfinite(v) for v in parts["new"].values()), method

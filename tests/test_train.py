@@ -15,7 +15,7 @@ from stvup.cli import cli
 from stvup.data import Clip, Sampler
 from stvup.losses import LossWeights
 from stvup.model import build_model
-from stvup.train import TrainConfig, TrainProgress, train, training_step, zero_heads
+from stvup.training import TrainConfig, TrainProgress, train, training_step, zero_heads
 from stvup.video import probe
 from stvup.weights import load_weights, read_safetensors
 
@@ -116,8 +116,8 @@ def test_cli_train_then_upscale(tmp_path):
     _, meta = read_safetensors(out / "model.safetensors")
     assert meta["stvup_model"] == "stvun-tiny" and meta["steps"] == "4"
     video = tmp_path / "up.mp4"
-    res = runner.invoke(cli, ["upscale", str(data / "a.mp4"), "-o", str(video), "--weights", str(out / "model.safetensors"),
-                              "--time", "2", "--quiet"])
+    res = runner.invoke(cli, ["upscale", str(data / "a.mp4"), "-o", str(video),
+                              "--weights", str(out / "model.safetensors"), "--time", "2", "--quiet"])
     assert res.exit_code == 0, res.output
     info = probe(video)
     assert (info.width, info.height, info.frame_count) == (384, 320, 32)

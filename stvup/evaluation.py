@@ -10,6 +10,9 @@ Methods (names for ``methods``):
 
 * ``stvup``: the model through :class:`~stvup.pipeline.Upscaler`, exactly as ``stvup upscale`` runs it.
 * ``bicubic``: bicubic ×scale of each input; new frames are the average of their two neighbours (frame blending).
+* ``bicubic-aligned``: the same, but sampling the LR frame where the DUF degradation took each LR pixel from (LR
+  pixel i sits on HR pixel scale·i, not on the centre of an HR block): the fairest classical baseline, since plain
+  bicubic is also penalised for a (scale − 1)/2-pixel shift it cannot know about.
 * ``ffmpeg``: FFmpeg's lanczos scaling and motion-compensated ``minterpolate``, via imageio-ffmpeg's binary.
 * ``v-f`` and ``f-v``: the paper's sequential baselines built from the same model's parts. V→F upsamples every
   input with the spatial path, then interpolates the HR frames with the model's PWC-Net flows (Eqs. 4 and 6 on
@@ -38,10 +41,11 @@ from stvup.model.pwcnet import backward_warp
 from stvup.pipeline import Upscaler
 from stvup.video import FRAME_EXTENSIONS, iter_frames
 
-METHODS = ("stvup", "bicubic", "ffmpeg", "v-f", "f-v")
+METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v")
 LABELS = {
     "stvup": "stvup (joint STVUN)",
     "bicubic": "bicubic + frame blending",
+    "bicubic-aligned": "bicubic on the DUF grid + frame blending",
     "ffmpeg": "FFmpeg lanczos + minterpolate",
     "v-f": "V→F (STVUN spatial, then PWC-Net interpolation)",
     "f-v": "F→V (PWC-Net interpolation, then STVUN spatial)",
@@ -169,12 +173,23 @@ def _blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a.astype(np.uint16) + b.astype(np.uint16) + 1) // 2).astype(np.uint8)
 
 
-def bicubic_blend(lr: Sequence[np.ndarray], scale: int) -> list[np.ndarray]:
-    """Bicubic ×scale (align_corners=False, like most players and ``imresize``) and blended in-between frames."""
+def bicubic_blend(lr: Sequence[np.ndarray], scale: int, aligned: bool = False) -> list[np.ndarray]:
+    """Bicubic ×scale and blended in-between frames.
+
+    Plain (``aligned=False``): ``align_corners=False`` resampling, as players and ``imresize`` do. Aligned: HR pixel
+    j samples LR position j / scale, the grid the DUF degradation sampled on (edges clamped).
+    """
     up = []
     for f in lr:
         x = torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float()
-        y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+        if aligned:
+            h, w = x.shape[-2:]
+            gy = (torch.arange(h * scale, dtype=torch.float32) / scale) * 2 / max(h - 1, 1) - 1
+            gx = (torch.arange(w * scale, dtype=torch.float32) / scale) * 2 / max(w - 1, 1) - 1
+            grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None]
+            y = F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=True)
+        else:
+            y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
         up.append(y[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
     return _interleave(up, [_blend(a, b) for a, b in zip(up[:-1], up[1:])])
 
@@ -339,8 +354,8 @@ def evaluate(
 
 
 def _run(method: str, lr: list[np.ndarray], scale: int, upscaler: Upscaler | None) -> list[np.ndarray]:
-    if method == "bicubic":
-        return bicubic_blend(lr, scale)
+    if method in ("bicubic", "bicubic-aligned"):
+        return bicubic_blend(lr, scale, aligned=method == "bicubic-aligned")
     if method == "ffmpeg":
         return ffmpeg_baseline(lr, scale)
     assert upscaler is not None

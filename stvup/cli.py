@@ -352,50 +352,126 @@ def _stride(ctx, param, value):
 
 @cli.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/stvun-small",
-              help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="runs/stvun-small",
+    help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors.",
+)
 @click.option("--model", "model_name", default="stvun-small", help="Model variant to train (see `stvup info`).")
-@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from these weights instead of random ones.")
-@click.option("--resume", type=click.Path(exists=True), default=None,
-              help="Continue a run: its folder (last.pt) or a checkpoint file; its saved settings are used.")
-@click.option("--pretrain-steps", type=click.IntRange(min=0), default=300_000,
-              help="Stage 1 steps: encoder, EFST and decoder on L_S only.")
-@click.option("--steps", type=click.IntRange(min=0), default=400_000,
-              help="Stage 2 steps: the whole network on λ_M·L_M + λ_S·L_S + λ_F·L_F.")
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Start from these weights instead of random ones.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(exists=True),
+    default=None,
+    help="Continue a run: its folder (last.pt) or a checkpoint file; its saved settings are used.",
+)
+@click.option(
+    "--pretrain-steps",
+    type=click.IntRange(min=0),
+    default=300_000,
+    help="Stage 1 steps: encoder, EFST and decoder on L_S only.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=0),
+    default=400_000,
+    help="Stage 2 steps: the whole network on λ_M·L_M + λ_S·L_S + λ_F·L_F.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Samples per step.")
 @click.option("--patch", type=click.IntRange(min=16), default=32, help="Stage 1 LR patch size (HR = ×scale).")
 @click.option("--patch2", type=click.IntRange(min=16), default=64, help="Stage 2 LR patch size.")
 @click.option("--lr", type=float, default=1e-4, help="Stage 1 initial learning rate (Adam).")
 @click.option("--lr2", type=float, default=5e-5, help="Stage 2 initial learning rate.")
-@click.option("--lr-halve-every", type=click.IntRange(min=1), default=100_000,
-              help="Halve the learning rate every this many steps of a stage.")
+@click.option(
+    "--lr-halve-every",
+    type=click.IntRange(min=1),
+    default=100_000,
+    help="Halve the learning rate every this many steps of a stage.",
+)
 @click.option("--lambda-m", type=float, default=1.0, help="Weight of L_M (LR intermediate frame, Eq. 7).")
 @click.option("--lambda-s", type=float, default=1.0, help="Weight of L_S (HR centre frame, Eq. 9).")
 @click.option("--lambda-f", type=float, default=1.0, help="Weight of L_F (HR intermediate frames, Eq. 11).")
-@click.option("--stride", default="2", callback=_stride,
-              help="Source frames between LR inputs (2: one time target at T=0.5), or auto (by frame rate).")
+@click.option(
+    "--stride",
+    default="2",
+    callback=_stride,
+    help="Source frames between LR inputs (2: one time target at T=0.5), or auto (by frame rate).",
+)
 @click.option("--max-times", type=click.IntRange(min=1), default=3, help="Most time targets per sample.")
-@click.option("--degradation", "kernel", type=click.Choice(["duf", "bicubic", "mixed"]), default="duf",
-              help="Downsampling: the paper's Gaussian (duf), antialiased bicubic, or either at random.")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.0,
-              help="Largest Gaussian noise σ (8-bit levels) added to LR inputs.")
+@click.option(
+    "--degradation",
+    "kernel",
+    type=click.Choice(["duf", "bicubic", "mixed"]),
+    default="duf",
+    help="Downsampling: the paper's Gaussian (duf), antialiased bicubic, or either at random.",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Largest Gaussian noise σ (8-bit levels) added to LR inputs.",
+)
 @click.option("--crf", default=None, callback=_crf_range, help="H.264 compression of LR inputs, e.g. 18-35.")
-@click.option("--degrade-probability", type=click.FloatRange(0, 1), default=1.0,
-              help="Share of samples that get noise/compression.")
+@click.option(
+    "--degrade-probability",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    help="Share of samples that get noise/compression.",
+)
 @click.option("--no-augment", is_flag=True, help="No flips, rotations or reversed order.")
 @click.option("--max-frames", type=click.IntRange(min=7), default=None, help="Decode at most this many per source.")
 @click.option("--seed", type=int, default=0, help="Seed of the sample sequence.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
-              help="auto: bf16 autocast where the hardware has it (CUDA, CPU with AMX/AVX-512 BF16).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    help="auto: bf16 autocast where the hardware has it (CUDA, CPU with AMX/AVX-512 BF16).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, help="Steps between checkpoints.")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, help="Steps between log lines.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_size, patch, patch2, lr, lr2,
-          lr_halve_every, lambda_m, lambda_s, lambda_f, stride, max_times, kernel, noise, crf, degrade_probability,
-          no_augment, max_frames, seed, device, precision, threads, checkpoint_every, log_every, quiet) -> None:
+def train(
+    data,
+    out_dir,
+    model_name,
+    init,
+    resume,
+    pretrain_steps,
+    steps,
+    batch_size,
+    patch,
+    patch2,
+    lr,
+    lr2,
+    lr_halve_every,
+    lambda_m,
+    lambda_s,
+    lambda_f,
+    stride,
+    max_times,
+    kernel,
+    noise,
+    crf,
+    degrade_probability,
+    no_augment,
+    max_frames,
+    seed,
+    device,
+    precision,
+    threads,
+    checkpoint_every,
+    log_every,
+    quiet,
+) -> None:
     """Train STVUN on videos and frame folders in DATA (searched recursively; vid4 is refused)."""
     from .training import TrainConfig
     from .training import train as run_training
@@ -419,9 +495,17 @@ def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_
     )
 
     console = Console(stderr=True)
-    bar = Progress(TextColumn("stage {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[rate]} samples/s"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet)
+    bar = Progress(
+        TextColumn("stage {task.fields[stage]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TextColumn("{task.fields[rate]} samples/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
     state: dict = {}
 
     def progress(p) -> None:
@@ -436,29 +520,41 @@ def train(data, out_dir, model_name, init, resume, pretrain_steps, steps, batch_
 
     with bar:
         result = run_training(config, resume=resume, on_progress=progress, on_message=message)
-    click.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.clips} clips "
-               f"({result.windows} windows); weights: {result.weights}")
+    click.echo(
+        f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.clips} clips "
+        f"({result.windows} windows); weights: {result.weights}"
+    )
 
 
 @cli.command(name="eval")
 @click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Checkpoint to evaluate. Default: the shipped weights.")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Checkpoint to evaluate. Default: the shipped weights.",
+)
 @click.option("--model", "model_name", default=None, help="Model variant. Default: the weights'.")
-@click.option("--methods", default="stvup,bicubic,bicubic-aligned,ffmpeg,v-f,f-v",
-              help="Comma-separated: stvup, bicubic, bicubic-aligned, ffmpeg, v-f, f-v.")
+@click.option(
+    "--methods",
+    default="stvup,bicubic,bicubic-aligned,ffmpeg,v-f,f-v",
+    help="Comma-separated: stvup, bicubic, bicubic-aligned, ffmpeg, v-f, f-v.",
+)
 @click.option("--crop", type=click.IntRange(min=0), default=None, help="Border pixels left out. Default: the scale.")
 @click.option("--max-frames", type=click.IntRange(min=3), default=None, help="Use at most this many frames per clip.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", help="Arithmetic precision.")
 @click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the Markdown tables here.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Write all scores as JSON here.")
+@click.option(
+    "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write all scores as JSON here."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
-def evaluate_cmd(clips, weights, model_name, methods, crop, max_frames, device, precision, tile, md_path, json_path,
-                 quiet) -> None:
+def evaluate_cmd(
+    clips, weights, model_name, methods, crop, max_frames, device, precision, tile, md_path, json_path, quiet
+) -> None:
     """Score stvup and the baselines on HR CLIPS with the paper's protocol (×4 space from even frames, ×2 time).
 
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
@@ -479,8 +575,15 @@ def evaluate_cmd(clips, weights, model_name, methods, crop, max_frames, device, 
         if not quiet:
             click.echo(f"[{p.clip_index + 1}/{p.clips}] {p.clip}: {p.method}", err=True)
 
-    report = evaluate(find_clips(clips), methods=chosen, upscaler=upscaler, scale=scale, crop=crop,
-                      max_frames=max_frames, on_progress=progress)
+    report = evaluate(
+        find_clips(clips),
+        methods=chosen,
+        upscaler=upscaler,
+        scale=scale,
+        crop=crop,
+        max_frames=max_frames,
+        on_progress=progress,
+    )
     write_report(report, md_path, json_path)
     click.echo(report.to_markdown())
 

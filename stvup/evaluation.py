@@ -104,8 +104,10 @@ class EvalReport:
                 lines.append(f"| {m} | {c} | " + " | ".join(cells) + " |")
         for m, why in self.errors.items():
             lines.append(f"\n{m} failed: {why}")
-        note = (f"PSNR (dB) / SSIM, borders of {self.protocol.get('crop')} px cropped; ×{self.protocol.get('scale')} "
-                f"space, ×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5).")
+        note = (
+            f"PSNR (dB) / SSIM, borders of {self.protocol.get('crop')} px cropped; ×{self.protocol.get('scale')} "
+            f"space, ×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5)."
+        )
         return note + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -285,9 +287,7 @@ def f_then_v(upscaler: Upscaler, lr: Sequence[np.ndarray]) -> list[np.ndarray]:
 # -- scoring -------------------------------------------------------------------------------------------------------
 
 
-def score_frames(
-    outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int
-) -> dict[str, dict[str, float]]:
+def score_frames(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int) -> dict[str, dict[str, float]]:
     """Per-part means of every metric; ``outputs[i]`` is compared with ``truth[i]`` (kept: even i, new: odd i)."""
     if len(outputs) < len(truth):
         raise ValueError(f"method produced {len(outputs)} frames, {len(truth)} needed")

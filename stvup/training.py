@@ -252,17 +252,30 @@ def train(
     model.to(device).train()
 
     if clips is None:
+
         def report(path: str, clip: Clip | None, error: str | None) -> None:
-            say(f"skipped {error}" if clip is None else f"loaded {path}: {len(clip.frames)} frames, "
-                f"{clip.frames.shape[2]}x{clip.frames.shape[1]}, {len(clip.shot_starts)} shot(s)")
+            say(
+                f"skipped {error}"
+                if clip is None
+                else f"loaded {path}: {len(clip.frames)} frames, "
+                f"{clip.frames.shape[2]}x{clip.frames.shape[1]}, {len(clip.shot_starts)} shot(s)"
+            )
 
         clips = load_clips(config.data, config.max_frames, report)
     if not clips:
         raise UsageError("no training video found in " + ", ".join(map(str, config.data)))
     degradation = Degradation(config.kernel, config.noise, config.crf, config.degrade_probability)
     samplers = {
-        patch: Sampler(clips, scale=model.scale, patch=patch, stride=config.stride, degradation=degradation,
-                       max_times=config.max_times, augment=config.augment, seed=config.seed)
+        patch: Sampler(
+            clips,
+            scale=model.scale,
+            patch=patch,
+            stride=config.stride,
+            degradation=degradation,
+            max_times=config.max_times,
+            augment=config.augment,
+            seed=config.seed,
+        )
         for patch in {config.patch, config.patch2}
     }
     for path, why in samplers[config.patch2].skipped:
@@ -278,8 +291,15 @@ def train(
     config_dict = dataclasses.asdict(config)
 
     def checkpoint(step: int) -> Path:
-        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
-                   "config": config_dict, "model_name": config.model, "elapsed": elapsed}
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "stage": stage,
+            "config": config_dict,
+            "model_name": config.model,
+            "elapsed": elapsed,
+        }
         path = out_dir / "checkpoints" / f"step_{step:07d}.pt"
         _save(path, payload)
         _save(out_dir / "last.pt", payload)
@@ -317,8 +337,14 @@ def train(
                     elapsed += now - tick
                     rate = samples / max(now - tick, 1e-9)
                     last_logged = {k: v / count for k, v in sums.items()}
-                    record = {"step": step, "stage": stage, **last_logged, "lr": lr, "samples_per_s": rate,
-                              "elapsed_s": round(elapsed, 2)}
+                    record = {
+                        "step": step,
+                        "stage": stage,
+                        **last_logged,
+                        "lr": lr,
+                        "samples_per_s": rate,
+                        "elapsed_s": round(elapsed, 2),
+                    }
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     if on_progress is not None:
@@ -336,4 +362,3 @@ def train(
     save_safetensors(model.state_dict(), weights_path, meta)
     windows = samplers[config.patch2].windows
     return TrainResult(out_dir, weights_path, last, step, elapsed, len(clips), windows, last_logged)
-

@@ -89,14 +89,28 @@ def test_find_clips(tmp_path):
     make_clip(tmp_path / "set" / "b.mp4", audio=None)
     assert [p.name for p in find_clips([tmp_path / "set"])] == ["a", "b.mp4"]
     with pytest.raises(Exception, match="no video"):
-        find_clips([tmp_path / "set" / "a" / ".."/ ".." ])
+        find_clips([tmp_path / "set" / "a" / ".." / ".."])
 
 
 def test_cli_eval_writes_both_tables(tmp_path, weights):
     clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=5, audio=None)
     md, js = tmp_path / "r.md", tmp_path / "r.json"
-    res = CliRunner().invoke(cli, ["eval", str(clip), "--weights", str(weights), "--methods", "stvup,bicubic",
-                                   "--markdown", str(md), "--json", str(js), "--quiet"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            str(clip),
+            "--weights",
+            str(weights),
+            "--methods",
+            "stvup,bicubic",
+            "--markdown",
+            str(md),
+            "--json",
+            str(js),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     text = md.read_text()
     assert "| method | kept Y | new Y | all Y |" in text  # the means

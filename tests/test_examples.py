@@ -54,9 +54,22 @@ def test_train_and_evaluate_example(tmp_path, capsys):
     _load("make_sample_clip").make_sample_clip(str(data / "a.mp4"), width=96, height=80, frames=16)
     test = tmp_path / "test.mp4"
     _load("make_sample_clip").make_sample_clip(str(test), width=64, height=48, frames=5)
-    _load("train_and_evaluate").main([str(data), str(test), "--out", str(tmp_path / "run"), "--model", "stvun-tiny",
-                                      "--steps", "2", "--batch-size", "1", "--patch", "16"])
+    _load("train_and_evaluate").main(
+        [
+            str(data),
+            str(test),
+            "--out",
+            str(tmp_path / "run"),
+            "--model",
+            "stvun-tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--patch",
+            "16",
+        ]
+    )
     out = capsys.readouterr().out
     assert "| stvup (joint STVUN) |" in out and "| bicubic + frame blending |" in out
     assert (tmp_path / "run" / "model.safetensors").is_file()
-

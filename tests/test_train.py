@@ -32,8 +32,21 @@ def _texture_clip(n: int = 30, h: int = 80, w: int = 96, speed: int = 2) -> Clip
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(data=[], out_dir=str(tmp_path / "run"), model="stvun-tiny", pretrain_steps=4, steps=4, batch_size=2,
-                patch=16, patch2=16, lr=1e-3, lr2=1e-3, log_every=2, checkpoint_every=3, precision="fp32")
+    base = dict(
+        data=[],
+        out_dir=str(tmp_path / "run"),
+        model="stvun-tiny",
+        pretrain_steps=4,
+        steps=4,
+        batch_size=2,
+        patch=16,
+        patch2=16,
+        lr=1e-3,
+        lr2=1e-3,
+        log_every=2,
+        checkpoint_every=3,
+        precision="fp32",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -108,16 +121,48 @@ def test_cli_train_then_upscale(tmp_path):
     make_clip(data / "a.mp4", width=96, height=80, frames=16, audio=None)
     out = tmp_path / "run"
     runner = CliRunner()
-    res = runner.invoke(cli, ["train", str(data), "--out", str(out), "--model", "stvun-tiny", "--pretrain-steps", "2",
-                              "--steps", "2", "--batch-size", "1", "--patch", "16", "--patch2", "16", "--quiet"])
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            str(data),
+            "--out",
+            str(out),
+            "--model",
+            "stvun-tiny",
+            "--pretrain-steps",
+            "2",
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--patch",
+            "16",
+            "--patch2",
+            "16",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "trained 4 steps" in res.output
     assert (out / "model.safetensors").is_file() and (out / "last.pt").is_file()
     _, meta = read_safetensors(out / "model.safetensors")
     assert meta["stvup_model"] == "stvun-tiny" and meta["steps"] == "4"
     video = tmp_path / "up.mp4"
-    res = runner.invoke(cli, ["upscale", str(data / "a.mp4"), "-o", str(video),
-                              "--weights", str(out / "model.safetensors"), "--time", "2", "--quiet"])
+    res = runner.invoke(
+        cli,
+        [
+            "upscale",
+            str(data / "a.mp4"),
+            "-o",
+            str(video),
+            "--weights",
+            str(out / "model.safetensors"),
+            "--time",
+            "2",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     info = probe(video)
     assert (info.width, info.height, info.frame_count) == (384, 320, 32)

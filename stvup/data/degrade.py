@@ -144,4 +144,3 @@ def compress_clip(clip: torch.Tensor, crf: int) -> torch.Tensor:
         raise RuntimeError(f"H.264 round trip returned {len(out)} of {t} frames")
     decoded = np.stack([f.to_ndarray(format="rgb24") for f in out])
     return torch.from_numpy(decoded).permute(0, 3, 1, 2).float() / 255
-

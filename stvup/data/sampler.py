@@ -108,10 +108,12 @@ class Sampler:
         js = list(range(1, stride))
         if len(js) > self.max_times:
             js = sorted(rng.choice(js, self.max_times, replace=False).tolist())
-        samples = [self._sample(group[int(rng.choice(len(group), p=weights / weights.sum()))], js, rng) for _ in
-                   range(size)]
-        lr, center, between, lr_between = (torch.stack(parts, 1 if i in (0, 2, 3) else 0) for i, parts in
-                                           enumerate(zip(*samples)))
+        samples = [
+            self._sample(group[int(rng.choice(len(group), p=weights / weights.sum()))], js, rng) for _ in range(size)
+        ]
+        lr, center, between, lr_between = (
+            torch.stack(parts, 1 if i in (0, 2, 3) else 0) for i, parts in enumerate(zip(*samples))
+        )
         return Batch(lr, center, [j / stride for j in js], between, lr_between)
 
     def _sample(

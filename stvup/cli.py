@@ -145,8 +145,8 @@ def _video_options(fn):
     return fn
 
 
-def _progress_bar(quiet: bool):
-    """A rich progress bar on stderr (frames, fps, ETA), or a no-op when quiet or not a terminal."""
+def _progress_bar(quiet: bool, head: str = "{task.description}", fields: tuple[str, ...] = ("{task.fields[fps]} fps",)):
+    """A rich progress bar on stderr (``head``, bar, count, ``fields``, elapsed, ETA); a no-op when quiet."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -157,15 +157,14 @@ def _progress_bar(quiet: bool):
         TimeRemainingColumn,
     )
 
-    console = Console(stderr=True)
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn(head),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]} fps"),
+        *(TextColumn(f) for f in fields),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=Console(stderr=True),
         disable=quiet,
         transient=False,
     )
@@ -484,28 +483,7 @@ def train(
         max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
         checkpoint_every=checkpoint_every, log_every=log_every,
     )  # fmt: skip
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("stage {task.fields[stage]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[losses]}"),
-        TextColumn("{task.fields[rate]} samples/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    )
+    bar = _progress_bar(quiet, "stage {task.fields[stage]}", ("{task.fields[losses]}", "{task.fields[rate]} samples/s"))
     state: dict = {}
 
     def progress(p) -> None:
@@ -516,7 +494,7 @@ def train(
 
     def message(text: str) -> None:
         if not quiet:
-            console.print(text)
+            bar.console.print(text)
 
     with bar:
         result = run_training(config, resume=resume, on_progress=progress, on_message=message)

@@ -38,8 +38,10 @@ from stvup.errors import InputError, UsageError
 from stvup.metrics import psnr, ssim
 from stvup.model import STVUN
 from stvup.model.pwcnet import backward_warp
+from stvup.model.stvun import intermediate_flows
 from stvup.pipeline import Upscaler
 from stvup.video import FRAME_EXTENSIONS, iter_frames
+from stvup.weights import atomic_target
 
 METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v")
 LABELS = {
@@ -264,8 +266,7 @@ def interpolate(model: STVUN, a: np.ndarray, b: np.ndarray, t: float = 0.5, *, l
         flows = model.pwcnet(torch.cat((x3p, x4p)), torch.cat((x4p, x3p)))
         flows = F.interpolate(flows, size=x3p.shape[-2:], mode="bilinear", align_corners=False) * 4
         f34, f43 = flows[:1], flows[1:]
-    ft3 = -(1 - t) * t * f34 + t * t * f43
-    ft4 = (1 - t) * (1 - t) * f34 - t * (1 - t) * f43
+    ft3, ft4 = intermediate_flows(f34, f43, t)
     mid = (backward_warp(x3p, ft3) + backward_warp(x4p, ft4)) / 2
     return _to_image(mid[..., :h, :w])
 
@@ -371,10 +372,5 @@ def write_report(report: EvalReport, markdown: str | os.PathLike | None, json_pa
     for path, text in ((markdown, report.to_markdown()), (json_path, json.dumps(report.to_dict(), indent=2))):
         if path is None:
             continue
-        p = Path(path)
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_target(path) as tmp:
             tmp.write_text(text)
-            os.replace(tmp, p)
-        finally:
-            tmp.unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from stvup.errors import CheckpointError, UsageError
 from stvup.losses import LossWeights, spatial_loss, time_losses, total_loss
 from stvup.model import STVUN, build_model
 from stvup.pipeline import resolve_device
-from stvup.weights import load_weights, save_safetensors
+from stvup.weights import atomic_target, load_weights, save_safetensors
 
 __all__ = ["TrainConfig", "TrainProgress", "TrainResult", "bf16_supported", "train", "training_step"]
 
@@ -175,12 +175,8 @@ def training_step(
 def _save(path: Path, payload: dict) -> None:
     """Write a checkpoint atomically: a crash mid-write never leaves a truncated file under the real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_target(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _config_from(saved: dict) -> TrainConfig:

@@ -38,6 +38,13 @@ class STVUNOutput:
     flows: tuple[torch.Tensor, torch.Tensor]
 
 
+def intermediate_flows(f34: torch.Tensor, f43: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 4: flows from time ``t`` to frames 3 and 4 (quadratic blend of the two directions, after Super SloMo)."""
+    ft3 = -(1 - t) * t * f34 + t * t * f43
+    ft4 = (1 - t) * (1 - t) * f34 - t * (1 - t) * f43
+    return ft3, ft4
+
+
 class STVUN(nn.Module):
     """STVUN for any config of :mod:`stvup.model.configs`; state-dict keys match the authors' checkpoint."""
 
@@ -105,10 +112,7 @@ class STVUN(nn.Module):
         t: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Eqs. 4, 5, 6 and 10 for one ``T_in = t``: returns ``(Ŷ_T, X̂_T)``."""
-        f34, f43 = flows
-        # Eq. 4: flows from the intermediate time to frames 3 and 4 (quadratic blend, after Super SloMo).
-        ft3 = -(1 - t) * t * f34 + t * t * f43
-        ft4 = (1 - t) * (1 - t) * f34 - t * (1 - t) * f43
+        ft3, ft4 = intermediate_flows(*flows, t)
         # Eq. 5 on every encoder level, Eq. 6 on the LR frames.
         mid = [(backward_warp(a, ft3) + backward_warp(b, ft4)) / 2 for a, b in zip(feats3, feats4)]
         lr_mid = (backward_warp(x3, ft3) + backward_warp(x4, ft4)) / 2

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import InputError, OutputError, StvupError, UsageError
 from .model import build_model
+from .model.twostream import PREFIX, parse_two_stream_name
 from .pipeline import Upscaler
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, open_writer, probe
@@ -68,11 +69,15 @@ def load_upscaler(
     precision: str = "fp32",
     space: int | None = None,
     tile: int | None = None,
+    stream: str = "ts",
+    time_mode: str = "recursive",
 ) -> Upscaler:
     """Builds the model for ``weights`` (default: the shipped weights), loads them strictly and wraps them.
 
-    ``model`` names the variant when it cannot be read from the file. There is no random-weight fallback: with no
-    weights and no shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
+    ``model`` names the variant when it cannot be read from the file; ``"two-stream"`` asks for a two-stream
+    checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
+    new frames (:class:`~stvup.pipeline.Upscaler`). There is no random-weight fallback: with no weights and no
+    shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
     """
     if weights is None:
         weights = default_weights_path()
@@ -82,13 +87,15 @@ def load_upscaler(
                 "(a .safetensors or .pth checkpoint, e.g. the authors' STVUN.pth)"
             )
     state = load_checkpoint(weights)
-    name = model or checkpoint_model_name(weights, state)
+    name = model if model not in (None, PREFIX) else checkpoint_model_name(weights, state)
+    if model == PREFIX and parse_two_stream_name(name) is None:
+        raise UsageError(f"{weights}: is a {name} checkpoint, not a two-stream one")
     try:
         net = build_model(name)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     load_weights(net, state)
-    return Upscaler(net, device=device, precision=precision, space=space, tile=tile)
+    return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode)
 
 
 def default_output_path(input_path: str | os.PathLike, space: int) -> Path:
@@ -110,6 +117,8 @@ def upscale(
     device: str = "auto",
     precision: str = "fp32",
     tile: int | None = None,
+    stream: str = "ts",
+    time_mode: str = "recursive",
     codec: str = "libx264",
     crf: int | None = None,
     preset: str | None = None,
@@ -126,7 +135,8 @@ def upscale(
     extension) receives numbered PNG frames. An existing output is only replaced with ``overwrite``; the result is
     written under a temporary name and renamed when complete, so a failure or Ctrl-C leaves nothing behind.
     ``upscaler`` reuses an already loaded model (see :func:`load_upscaler`); otherwise ``weights``/``model``/
-    ``device``/``precision``/``space``/``tile`` build one.
+    ``device``/``precision``/``space``/``tile``/``stream``/``time_mode`` build one (``model="two-stream"`` with
+    a two-stream checkpoint; ``stream`` ts or st and ``time_mode`` recursive or direct only matter there).
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
@@ -138,7 +148,8 @@ def upscale(
     if output is not None:
         _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
     if upscaler is None:
-        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile)
+        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
+                                 stream=stream, time_mode=time_mode)  # fmt: skip
     elif space is not None and space != upscaler.space:
         raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
     s = upscaler.space
@@ -257,6 +268,8 @@ def batch(
     precision: str = "fp32",
     space: int | None = None,
     tile: int | None = None,
+    stream: str = "ts",
+    time_mode: str = "recursive",
     **options: object,
 ) -> BatchResult:
     """Upsamples every video and frame folder in ``in_dir`` into ``out_dir`` (created if needed).
@@ -276,7 +289,8 @@ def batch(
         out_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(out_root, f"cannot create folder ({exc.strerror})") from None
-    upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile)
+    upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
+                             stream=stream, time_mode=time_mode)  # fmt: skip
     result = BatchResult()
     for src in inputs:
         ext = src.suffix.lower() if src.is_file() and src.suffix.lower() in (".mkv", ".mov") else ".mp4"

@@ -59,6 +59,11 @@ def info(as_json: bool) -> None:
     for m in data["models"]:
         table.add_row(m["name"], f"×{m['scale']}", f"{m['parameters']:,}", m["description"])
     console.print(table)
+    table = Table("two-stream module", "kind", "parameters (×4)", "description")
+    for m in data["two_stream_modules"]:
+        table.add_row(m["name"], m["kind"], f"{m['parameters']:,}", m["description"])
+    console.print(table)
+    console.print("two-stream models are named two-stream:<spatial>+<temporal>, e.g. two-stream:espcn+dvf")
     if data["weights"]:
         for w in data["weights"]:
             tag = " (default)" if w["default"] else ""
@@ -109,7 +114,22 @@ def _video_options(fn):
             "--model",
             "model_name",
             default=None,
-            help="Model variant (see `stvup info`). Default: read from the weights.",
+            help="Model variant (see `stvup info`); `two-stream` for a two-stream checkpoint. Default: read from "
+            "the weights.",
+        ),
+        click.option(
+            "--stream",
+            type=click.Choice(["ts", "st"]),
+            default="ts",
+            show_default=True,
+            help="Two-stream models: ts interpolates LR frames then upsamples, st upsamples then interpolates.",
+        ),
+        click.option(
+            "--time-mode",
+            type=click.Choice(["recursive", "direct"]),
+            default="recursive",
+            show_default=True,
+            help="Two-stream models: recursive halving for times k/2^n (as trained), direct f_T(t) for the rest.",
         ),
         click.option(
             "--weights",
@@ -206,16 +226,17 @@ def _result_dict(r) -> dict:
     help="Output video, or a folder for PNG frames. Default: INPUT_stvup_xS.mp4 beside INPUT.",
 )
 @_video_options
-def upscale(input_path: Path, output: Path | None, space, time_, fps, model_name, weights, device, precision, tile,
-            codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
+def upscale(input_path: Path, output: Path | None, space, time_, fps, model_name, stream, time_mode, weights, device,
+            precision, tile, codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
     """Upsample INPUT (a video or a folder of numbered frames) in space and time."""
     from .api import upscale as run
 
     with _progress_bar(quiet or as_json) as bar:
         result = run(
             input_path, output, space=int(space) if space else None, time=time_, fps=fps, model=model_name,
-            weights=weights, device=device, precision=precision, tile=tile, codec=codec, crf=crf, preset=preset,
-            pix_fmt=pix_fmt, input_fps=input_fps, overwrite=overwrite, progress=_tracker(bar, input_path.name),
+            weights=weights, device=device, precision=precision, tile=tile, stream=stream, time_mode=time_mode,
+            codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, input_fps=input_fps, overwrite=overwrite,
+            progress=_tracker(bar, input_path.name),
         )  # fmt: skip
     _report([result], as_json, quiet)
 
@@ -244,8 +265,8 @@ def _report(results, as_json: bool, quiet: bool) -> None:
 @click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @_video_options
-def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, weights, device, precision, tile, codec, crf,
-          preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
+def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, stream, time_mode, weights, device, precision,
+          tile, codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
     """Upsample every video and frame folder in IN_DIR into OUT_DIR; skips finished ones, carries on past errors."""
     from .api import batch as run
 
@@ -261,7 +282,8 @@ def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, weights, d
         result = run(
             in_dir, out_dir, overwrite=overwrite, on_start=on_start, progress=progress, weights=weights,
             model=model_name, device=device, precision=precision, space=int(space) if space else None, tile=tile,
-            time=time_, fps=fps, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, input_fps=input_fps,
+            stream=stream, time_mode=time_mode, time=time_, fps=fps, codec=codec, crf=crf, preset=preset,
+            pix_fmt=pix_fmt, input_fps=input_fps,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps({"results": [_result_dict(r) for r in result.results], "failures": result.failures}))
@@ -358,7 +380,43 @@ def _stride(ctx, param, value):
     default="runs/stvun-small",
     help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors.",
 )
-@click.option("--model", "model_name", default="stvun-small", help="Model variant to train (see `stvup info`).")
+@click.option("--model", "model_name", default="stvun-small", help="STVUN variant to train (see `stvup info`).")
+@click.option(
+    "--method",
+    type=click.Choice(["stvun", "two-stream"]),
+    default="stvun",
+    show_default=True,
+    help="stvun: the joint network. two-stream: f_S and f_T in two streams with cross-stream consistency.",
+)
+@click.option("--spatial", default="espcn", show_default=True, help="Two-stream spatial module: espcn or vdsr.")
+@click.option("--temporal", default="dvf", show_default=True, help="Two-stream temporal module: dvf or slomo.")
+@click.option(
+    "--lambda",
+    "lambda_c",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight λ of the consistency loss L_C. Default: 4 for two-stream, 0 (off) for stvun; 0 for two-stream is "
+    "the baseline without L_C.",
+)
+@click.option(
+    "--labeled-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Two-stream: keep HR ground truth for this share of the footage; the rest only feeds L_C.",
+)
+@click.option(
+    "--unlabeled",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Two-stream: folder or video of low-resolution footage used as is for L_C only (repeatable).",
+)
+@click.option(
+    "--unlabeled-batch",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Unlabeled pairs added to each step's L_C. Default: the batch size.",
+)
 @click.option(
     "--init",
     type=click.Path(exists=True, dir_okay=False),
@@ -375,13 +433,13 @@ def _stride(ctx, param, value):
     "--pretrain-steps",
     type=click.IntRange(min=0),
     default=300_000,
-    help="Stage 1 steps: encoder, EFST and decoder on L_S only.",
+    help="Stage 1 steps: encoder, EFST and decoder on L_S only (two-stream: f_S and f_T on their own tasks).",
 )
 @click.option(
     "--steps",
     type=click.IntRange(min=0),
     default=400_000,
-    help="Stage 2 steps: the whole network on λ_M·L_M + λ_S·L_S + λ_F·L_F.",
+    help="Stage 2 steps: the whole network on λ_M·L_M + λ_S·L_S + λ_F·L_F (two-stream: L_R + λ·L_C).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Samples per step.")
 @click.option("--patch", type=click.IntRange(min=16), default=32, help="Stage 1 LR patch size (HR = ×scale).")
@@ -442,6 +500,13 @@ def train(
     data,
     out_dir,
     model_name,
+    method,
+    spatial,
+    temporal,
+    lambda_c,
+    labeled_fraction,
+    unlabeled,
+    unlabeled_batch,
     init,
     resume,
     pretrain_steps,
@@ -471,12 +536,14 @@ def train(
     log_every,
     quiet,
 ) -> None:
-    """Train STVUN on videos and frame folders in DATA (searched recursively; vid4 is refused)."""
+    """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 is refused)."""
     from .training import TrainConfig
     from .training import train as run_training
 
     config = TrainConfig(
-        data=list(data), out_dir=out_dir, model=model_name, init=init, pretrain_steps=pretrain_steps, steps=steps,
+        data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
+        lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
+        unlabeled_batch=unlabeled_batch, init=init, pretrain_steps=pretrain_steps, steps=steps,
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
         noise=noise, crf=crf, degrade_probability=degrade_probability, augment=not no_augment,
@@ -515,8 +582,9 @@ def train(
 @click.option("--model", "model_name", default=None, help="Model variant. Default: the weights'.")
 @click.option(
     "--methods",
-    default="stvup,bicubic,bicubic-aligned,ffmpeg,v-f,f-v",
-    help="Comma-separated: stvup, bicubic, bicubic-aligned, ffmpeg, v-f, f-v.",
+    default=None,
+    help="Comma-separated: stvup, bicubic, bicubic-aligned, ffmpeg, v-f, f-v (STVUN), ts, st, avg (two-stream). "
+    "Default: stvup,bicubic,bicubic-aligned,ffmpeg,v-f,f-v; for two-stream weights ts,st,avg and the classical ones.",
 )
 @click.option("--crop", type=click.IntRange(min=0), default=None, help="Border pixels left out. Default: the scale.")
 @click.option("--max-frames", type=click.IntRange(min=3), default=None, help="Use at most this many frames per clip.")
@@ -538,16 +606,19 @@ def evaluate_cmd(
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
     RGB for kept (even) and new (odd) frames, mean and per clip.
     """
-    from .evaluation import MODEL_METHODS, evaluate, find_clips, write_report
+    from .evaluation import DEFAULT_METHODS, MODEL_METHODS, TWO_STREAM_METHODS, evaluate, find_clips, write_report
+    from .model import TwoStream
 
-    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     upscaler = None
     scale = 4
-    if MODEL_METHODS & set(chosen):
+    if chosen is None or MODEL_METHODS & set(chosen):
         from .api import load_upscaler
 
         upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile)
         scale = upscaler.model.scale
+        if chosen is None:
+            chosen = list(TWO_STREAM_METHODS if isinstance(upscaler.model, TwoStream) else DEFAULT_METHODS)
 
     def progress(p) -> None:
         if not quiet:

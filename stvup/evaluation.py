@@ -14,6 +14,8 @@ Methods (names for ``methods``):
   pixel i sits on HR pixel scale·i, not on the centre of an HR block): the fairest classical baseline, since plain
   bicubic is also penalised for a (scale − 1)/2-pixel shift it cannot know about.
 * ``ffmpeg``: FFmpeg's lanczos scaling and motion-compensated ``minterpolate``, via imageio-ffmpeg's binary.
+* ``ts``, ``st`` and ``avg`` (two-stream models): each stream of the second paper's network, and the mean of
+  their scores (its Table 1 reports both streams and their average).
 * ``v-f`` and ``f-v``: the paper's sequential baselines built from the same model's parts. V→F upsamples every
   input with the spatial path, then interpolates the HR frames with the model's PWC-Net flows (Eqs. 4 and 6 on
   pixels); F→V interpolates the LR frames first (Eq. 6) and then upsamples the doubled sequence.
@@ -21,6 +23,7 @@ Methods (names for ``methods``):
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -36,14 +39,16 @@ import torch.nn.functional as F
 from stvup.data.degrade import duf_downsample
 from stvup.errors import InputError, UsageError
 from stvup.metrics import psnr, ssim
-from stvup.model import STVUN
+from stvup.model import STVUN, TwoStream
 from stvup.model.pwcnet import backward_warp
 from stvup.model.stvun import intermediate_flows
 from stvup.pipeline import Upscaler
 from stvup.video import FRAME_EXTENSIONS, iter_frames
 from stvup.weights import atomic_target
 
-METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v")
+METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v", "ts", "st", "avg")
+DEFAULT_METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v")
+TWO_STREAM_METHODS = ("ts", "st", "avg", "bicubic", "bicubic-aligned", "ffmpeg")
 LABELS = {
     "stvup": "stvup (joint STVUN)",
     "bicubic": "bicubic + frame blending",
@@ -51,8 +56,13 @@ LABELS = {
     "ffmpeg": "FFmpeg lanczos + minterpolate",
     "v-f": "V→F (STVUN spatial, then PWC-Net interpolation)",
     "f-v": "F→V (PWC-Net interpolation, then STVUN spatial)",
+    "ts": "two-stream F_T→S",
+    "st": "two-stream F_S→T",
+    "avg": "two-stream, mean of both streams",
 }
-MODEL_METHODS = frozenset({"stvup", "v-f", "f-v"})
+MODEL_METHODS = frozenset({"stvup", "v-f", "f-v", "ts", "st", "avg"})
+STVUN_ONLY = frozenset({"v-f", "f-v"})
+TWO_STREAM_ONLY = frozenset({"ts", "st", "avg"})
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
@@ -243,8 +253,15 @@ def _stream(upscaler: Upscaler, lr: Sequence[np.ndarray], factor: int) -> list[n
 
 
 def joint(upscaler: Upscaler, lr: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """STVUN's own ×2-time output, through the streaming pipeline."""
+    """The model's own ×2-time output, through the streaming pipeline."""
     return _stream(upscaler, lr, 2)[: 2 * len(lr) - 1]
+
+
+def two_stream(upscaler: Upscaler, lr: Sequence[np.ndarray], stream: str) -> list[np.ndarray]:
+    """A two-stream network's ×2-time output through one stream (``ts`` or ``st``)."""
+    one = copy.copy(upscaler)
+    one.stream_name = stream
+    return joint(one, lr)
 
 
 @torch.no_grad()
@@ -321,7 +338,13 @@ def evaluate(
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
     if upscaler is None and MODEL_METHODS & set(methods):
-        raise UsageError("the model methods (stvup, v-f, f-v) need weights")
+        raise UsageError("the model methods (" + ", ".join(sorted(MODEL_METHODS & set(methods))) + ") need weights")
+    if upscaler is not None:
+        is_two = isinstance(upscaler.model, TwoStream)
+        wrong = sorted((STVUN_ONLY if is_two else TWO_STREAM_ONLY) & set(methods))
+        if wrong:
+            kind = "an STVUN" if is_two else "a two-stream model"
+            raise UsageError(f"method {wrong[0]} needs {kind}; the weights are {'two-stream' if is_two else 'STVUN'}")
     if upscaler is not None and upscaler.model.scale != scale:
         raise UsageError(f"the model is ×{upscaler.model.scale}; evaluate it with scale {upscaler.model.scale}")
     crop = scale if crop is None else crop
@@ -338,7 +361,7 @@ def evaluate(
         lr = degrade_frames(hr[0::2], scale)
         truth = hr[: 2 * len(lr) - 1]
         for method in methods:
-            if method in report.errors:
+            if method in report.errors or method == "avg":
                 continue
             if on_progress is not None:
                 on_progress(EvalProgress(name, method, ci, len(clips)))
@@ -350,7 +373,14 @@ def evaluate(
                 report.errors[method] = str(exc)
                 continue
             report.scores[method][name] = score_frames(outputs, truth, crop)
-    report.scores = {m: s for m, s in report.scores.items() if s}
+        if "avg" in methods:
+            for method in ("ts", "st"):
+                if name not in report.scores.get(method, {}):
+                    report.scores.setdefault(method, {})[name] = score_frames(_run(method, lr, scale, upscaler),
+                                                                               truth, crop)  # fmt: skip
+            ts, st = report.scores["ts"][name], report.scores["st"][name]
+            report.scores["avg"][name] = {p: {k: (ts[p][k] + st[p][k]) / 2 for k in METRICS} for p in ts}
+    report.scores = {m: s for m, s in report.scores.items() if s and (m in methods)}
     return report
 
 
@@ -360,6 +390,8 @@ def _run(method: str, lr: list[np.ndarray], scale: int, upscaler: Upscaler | Non
     if method == "ffmpeg":
         return ffmpeg_baseline(lr, scale)
     assert upscaler is not None
+    if method in ("ts", "st"):
+        return two_stream(upscaler, lr, method)
     return {"stvup": joint, "v-f": v_then_f, "f-v": f_then_v}[method](upscaler, lr)
 
 

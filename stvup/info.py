@@ -8,6 +8,7 @@ import torch
 
 from . import __version__
 from .model import MODEL_CONFIGS, STVUN
+from .model.twostream import SPATIAL_MODULES, TEMPORAL_MODULES
 from .weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
 
 
@@ -29,6 +30,18 @@ def model_summaries() -> list[dict[str, object]]:
         for name, cfg in MODEL_CONFIGS.items():
             n = sum(p.numel() for p in STVUN(cfg).parameters())
             out.append({"name": name, "scale": cfg.scale, "parameters": n, "description": cfg.description})
+    return out
+
+
+def two_stream_modules() -> list[dict[str, object]]:
+    """The spatial and temporal modules a two-stream network is built from (``two-stream:<spatial>+<temporal>``)."""
+    out = []
+    with torch.device("meta"):
+        for kind, table in (("spatial", SPATIAL_MODULES), ("temporal", TEMPORAL_MODULES)):
+            for name, (cls, kwargs, description) in table.items():
+                module = cls(**kwargs) if kind == "temporal" else cls(scale=4, **kwargs)
+                n = sum(p.numel() for p in module.parameters())
+                out.append({"kind": kind, "name": name, "parameters": n, "description": description})
     return out
 
 
@@ -69,5 +82,6 @@ def collect_info() -> dict[str, object]:
         "versions": versions,
         "devices": available_devices(),
         "models": model_summaries(),
+        "two_stream_modules": two_stream_modules(),
         "weights": available_weights(),
     }

@@ -39,3 +39,21 @@ def total_loss(
 ) -> torch.Tensor:
     """Eq. 12: λ_M·L_M + λ_S·L_S + λ_F·L_F."""
     return weights.m * l_m + weights.s * l_s + weights.f * l_f
+
+
+# -- two-stream network (second paper) -----------------------------------------------------------------------------
+
+
+def l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference in float32 (the second paper's ‖·‖²)."""
+    return F.mse_loss(a.float(), b.float())
+
+
+def reconstruction_loss(ts: torch.Tensor, st: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 6, L_R = ‖F_ST − I_t‖² + ‖F_TS − I_t‖²: both streams against the HR ground truth ``(b, 3, H, W)``."""
+    return l2(st, target) + l2(ts, target)
+
+
+def consistency_loss(ts: torch.Tensor, st: torch.Tensor) -> torch.Tensor:
+    """Eq. 7, L_C = ‖F_ST − F_TS‖²: needs no ground truth, so unlabeled LR pairs can supply it (Eq. 8)."""
+    return l2(st, ts)

@@ -6,6 +6,10 @@ a ``T_in`` of that window (``T_in = 0`` is the window's spatial output). Each fr
 features are reused by all windows that contain it; only the frames and features of one window (plus the frame
 being read) are kept, so memory does not grow with the length of the video.
 
+A two-stream network (:class:`~stvup.model.TwoStream`) runs through the same streaming: it only looks at the
+window's frames 3 and 4; its kept frames are ``f_S`` of the inputs (cached like encoder features, so each frame is
+upsampled once) and its new frames come from the chosen stream and time mode.
+
 Large frames can be split into overlapping tiles (``tile``), the same tiling for all seven frames of a window; the
 tiles' outputs are blended with linear ramps across the overlaps, so there are no seams.
 """
@@ -21,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, UsageError
-from .model import STVUN
+from .model import STVUN, TwoStream
+from .model.twostream import STREAMS, TIME_MODES
 from .timing import times_in_interval
 
 __all__ = ["PRECISIONS", "OutputFrame", "Upscaler", "resolve_device"]
@@ -86,24 +91,33 @@ def _ramp(length: int, ramp: int, lead: bool, trail: bool) -> torch.Tensor:
 
 
 class Upscaler:
-    """Runs an STVUN over a stream of frames; holds the model, device, precision and tiling.
+    """Runs an STVUN (or a two-stream network) over a stream of frames; holds the model, device, precision, tiling.
 
     ``space`` may be below the model's scale (×2 from a ×4 model): the network's output is then reduced with
-    antialiased bicubic resampling. ``tile`` is the tile size in input pixels (None: whole frames).
+    antialiased bicubic resampling. ``tile`` is the tile size in input pixels (None: whole frames). ``stream``
+    (``ts`` or ``st``) and ``time_mode`` (``recursive`` or ``direct``) choose how a two-stream network makes new
+    frames (see :mod:`stvup.model.twostream`); STVUN ignores them.
     """
 
     def __init__(
         self,
-        model: STVUN,
+        model: STVUN | TwoStream,
         *,
         device: str | torch.device = "auto",
         precision: str = "fp32",
         space: int | None = None,
         tile: int | None = None,
         tile_overlap: int = 16,
+        stream: str = "ts",
+        time_mode: str = "recursive",
     ) -> None:
         if precision not in PRECISIONS:
             raise UsageError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+        if stream not in STREAMS:
+            raise UsageError(f"unknown stream {stream!r}; use {' or '.join(STREAMS)}")
+        if time_mode not in TIME_MODES:
+            raise UsageError(f"unknown time mode {time_mode!r}; use {' or '.join(TIME_MODES)}")
+        self.stream_name, self.time_mode = stream, time_mode
         self.device = resolve_device(device)
         self.dtype = PRECISIONS[precision]
         if self.device.type == "cpu" and self.dtype == torch.float16:
@@ -168,21 +182,10 @@ class Upscaler:
         weight = None if single else torch.zeros(1, 1, hh * s, ww * s, device=self.device)
         for k, (y0, y1, x0, x1) in enumerate(tiles):
             crops = [f[:, :, y0:y1, x0:x1] for f in frames]
-            feats = []
-            for idx, crop in zip(ids, crops):
-                if (idx, k) not in cache:
-                    cache[(idx, k)] = self.model.encode(crop)
-                feats.append(cache[(idx, k)])
-            x3, x4 = crops[HALF], crops[HALF + 1]
-            centre, decoded = self.model.upsample_center(x3, feats[HALF], self.model.fuse(feats))
-            flows = self.model.estimate_flows(x3, x4) if any(t > 0 for t in times) else None
-            results = []
-            for t in times:
-                if t == 0:
-                    results.append(centre)
-                else:
-                    y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, t)
-                    results.append(y)
+            if isinstance(self.model, TwoStream):
+                results = self._two_stream(crops[HALF], crops[HALF + 1], ids[HALF : HALF + 2], k, cache, times)
+            else:
+                results = self._stvun(crops, ids, k, cache, times)
             if single:
                 outs = [r.float() for r in results]
                 continue
@@ -195,6 +198,43 @@ class Upscaler:
             for o, r in zip(outs, results):
                 o[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += r.float() * wt
         return outs if single else [o / weight for o in outs]
+
+    def _stvun(
+        self, crops: list[torch.Tensor], ids: list[int], k: int, cache: dict, times: list[float]
+    ) -> list[torch.Tensor]:
+        """STVUN on one tile of a window: encoder features cached per (frame, tile), the centre, then each T_in."""
+        feats = []
+        for idx, crop in zip(ids, crops):
+            if (idx, k) not in cache:
+                cache[(idx, k)] = self.model.encode(crop)
+            feats.append(cache[(idx, k)])
+        x3, x4 = crops[HALF], crops[HALF + 1]
+        centre, decoded = self.model.upsample_center(x3, feats[HALF], self.model.fuse(feats))
+        flows = self.model.estimate_flows(x3, x4) if any(t > 0 for t in times) else None
+        results = []
+        for t in times:
+            if t == 0:
+                results.append(centre)
+            else:
+                y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, t)
+                results.append(y)
+        return results
+
+    def _two_stream(
+        self, x3: torch.Tensor, x4: torch.Tensor, ids: list[int], k: int, cache: dict, times: list[float]
+    ) -> list[torch.Tensor]:
+        """A two-stream network on one tile of a window: f_S of each input cached per (frame, tile)."""
+
+        def hr(idx: int, x: torch.Tensor) -> torch.Tensor:
+            if (idx, k) not in cache:
+                cache[(idx, k)] = self.model.spatial(x)
+            return cache[(idx, k)]
+
+        h3 = hr(ids[0], x3)
+        between = [t for t in times if t > 0]
+        pair = (h3, hr(ids[1], x4)) if between and self.stream_name == "st" else None
+        made = iter(self.model.between(x3, x4, between, stream=self.stream_name, time_mode=self.time_mode, hr=pair))
+        return [h3 if t == 0 else next(made) for t in times]
 
     # -- streams ---------------------------------------------------------------------------------------------------
 

@@ -9,6 +9,16 @@ A run lives in one folder: ``log.jsonl`` (one JSON object per logged step: each 
 samples per second), ``checkpoints/step_NNNNNNN.pt`` (model, optimiser, step) every ``checkpoint_every`` steps and on
 interruption, ``last.pt``, and at the end ``model.safetensors`` (weights only, loadable with ``--weights``).
 Batches depend only on ``(seed, step)``, so ``resume`` continues exactly where a run stopped.
+
+``method="two-stream"`` trains the second paper's network (:mod:`stvup.model.twostream`) instead: stage 1 trains
+f_S and f_T separately on their own tasks (f_S on the HR frames of the inputs, f_T on LR and HR triplets), which is
+the paper's module pre-training and, on its own, its baseline B; stage 2 trains both streams on L_R + λ·L_C
+(Eqs. 5-7), with unlabeled pairs adding to L_C only (Eq. 8). Unlabeled pairs come from the unlabeled part of the
+training footage (``labeled_fraction`` < 1) and from ``unlabeled`` folders of low-resolution video.
+
+``lambda_c`` > 0 with ``method="stvun"`` adds the cross-stream idea to STVUN's stage 2: the joint output at T_in
+between frames 3 and 4 is pulled towards the interpolation (STVUN's own flows, Eqs. 4 and 6) of its own spatial
+outputs for frames 3 and 4, the latter from the window centred on frame 4 (so samples take 8 frames).
 """
 
 from __future__ import annotations
@@ -21,19 +31,44 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stvup.data.degrade import Degradation
 from stvup.data.sampler import Batch, Sampler
 from stvup.data.sources import Clip, load_clips
 from stvup.errors import CheckpointError, UsageError
-from stvup.losses import LossWeights, spatial_loss, time_losses, total_loss
+from stvup.losses import (
+    LossWeights,
+    consistency_loss,
+    l1,
+    l2,
+    reconstruction_loss,
+    spatial_loss,
+    time_losses,
+    total_loss,
+)
 from stvup.model import STVUN, build_model
+from stvup.model.pwcnet import backward_warp
+from stvup.model.stvun import intermediate_flows
+from stvup.model.twostream import TwoStream, two_stream_name
 from stvup.pipeline import resolve_device
 from stvup.weights import atomic_target, load_weights, save_safetensors
 
-__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "bf16_supported", "train", "training_step"]
+__all__ = [
+    "METHODS",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "bf16_supported",
+    "train",
+    "training_step",
+    "two_stream_step",
+]
+
+METHODS = ("stvun", "two-stream")
 
 
 @dataclass
@@ -43,9 +78,22 @@ class TrainConfig:
     Patch sizes are in LR pixels (the paper's 128 / 256 HR patches are 32 / 64 at ×4). ``init``: weights to start
     from instead of random ones. ``zero_init``: a random start gets a zero residual head and zero flow outputs, so
     the untrained network already gives bilinear upsampling and frame blending and training starts from there.
+
+    Two-stream runs (``method="two-stream"``): ``spatial`` / ``temporal`` name the modules; ``pretrain_steps`` train
+    them separately, ``steps`` train the two streams on L_R + ``lambda_c``·L_C. ``labeled_fraction`` keeps HR
+    ground truth for only that share of the footage; ``unlabeled`` adds folders of LR video; each step then adds
+    ``unlabeled_batch`` unlabeled pairs (default: ``batch_size``) to L_C. ``lambda_c`` defaults to 4 for two-stream
+    runs and 0 (off) for STVUN.
     """
 
     data: list[str]
+    method: str = "stvun"
+    spatial: str = "espcn"
+    temporal: str = "dvf"
+    lambda_c: float | None = None
+    labeled_fraction: float = 1.0
+    unlabeled: list[str] = field(default_factory=list)
+    unlabeled_batch: int | None = None
     out_dir: str = "runs/stvun-small"
     model: str = "stvun-small"
     init: str | None = None
@@ -75,6 +123,22 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 10
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError(f"unknown method {self.method!r}; use {' or '.join(METHODS)}")
+        if self.lambda_c is None:
+            self.lambda_c = 4.0 if self.method == "two-stream" else 0.0
+        if self.lambda_c < 0:
+            raise UsageError("the consistency weight (--lambda) must not be negative")
+        if not 0 < self.labeled_fraction <= 1:
+            raise UsageError(f"--labeled-fraction must be in (0, 1], got {self.labeled_fraction}")
+        if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
+            raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
+
+    @property
+    def model_name(self) -> str:
+        return two_stream_name(self.spatial, self.temporal) if self.method == "two-stream" else self.model
 
     @property
     def total_steps(self) -> int:
@@ -145,31 +209,104 @@ def zero_heads(model: STVUN) -> None:
         nn.init.zeros_(m.bias)
 
 
-def stage_parameters(model: STVUN, stage: int) -> list[nn.Parameter]:
-    """Stage 1: encoder, EFST and decoder (the VSR part). Stage 2: every trainable parameter."""
-    parts = (model.encoder, model.efst, model.decoder) if stage == 1 else (model,)
+def stage_parameters(model: STVUN | TwoStream, stage: int) -> list[nn.Parameter]:
+    """Stage 1: encoder, EFST and decoder (the VSR part). Stage 2: every trainable parameter.
+
+    A two-stream network trains all its parameters in both stages (in stage 1 each module has its own loss).
+    """
+    parts = (model.encoder, model.efst, model.decoder) if stage == 1 and isinstance(model, STVUN) else (model,)
     return [p for part in parts for p in part.parameters() if p.requires_grad]
 
 
+def _autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
+    return torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def training_step(
-    model: STVUN, batch: Batch, stage: int, weights: LossWeights, autocast: torch.dtype | None
+    model: STVUN, batch: Batch, stage: int, weights: LossWeights, autocast: torch.dtype | None, lambda_c: float = 0.0
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss of one batch (to be back-propagated) and its terms. Stage 1 uses L_S only."""
+    """Loss of one batch (to be back-propagated) and its terms. Stage 1 uses L_S only.
+
+    ``lambda_c`` > 0 (stage 2, batches of 8 frames): adds ``lambda_c``·L_C, the L1 distance between each joint
+    output at T_in and the interpolation of the model's own spatial outputs Ŷ_3 and Ŷ_4 with its own flows.
+    """
     frames = [f * 2 - 1 for f in batch.lr]
-    device_type = frames[0].device.type
-    with torch.autocast(device_type, dtype=autocast or torch.float32, enabled=autocast is not None):
+    with _autocast(frames[0].device.type, autocast):
         if stage == 1:
-            feats = [model.encode(f) for f in frames]
+            feats = [model.encode(f) for f in frames[:7]]
             center, _ = model.upsample_center(frames[3], feats[3], model.fuse(feats))
             l_s = spatial_loss((center.float() + 1) / 2, batch.center)
             zero = l_s.new_zeros(())
             return l_s, {"loss": l_s, "l_s": l_s, "l_m": zero, "l_f": zero}
-        out = model.run(frames, batch.times)
+        features = None
+        if lambda_c > 0:
+            if len(frames) < 8:
+                raise ValueError("the STVUN consistency loss needs batches of 8 frames")
+            n = frames[0].shape[0]
+            enc = model.encode(torch.cat(frames, 0))
+            features = [[e[i * n : (i + 1) * n] for e in enc] for i in range(len(frames))]
+        out = model.run(frames[:7], batch.times, features[:7] if features else None)
     l_s = spatial_loss((out.frames[0].float() + 1) / 2, batch.center)
     l_f = time_losses((out.frames[1:].float() + 1) / 2, batch.between)
     l_m = time_losses((out.lr_between.float() + 1) / 2, batch.lr_between)
     loss = total_loss(l_m, l_s, l_f, weights)
-    return loss, {"loss": loss, "l_s": l_s, "l_m": l_m, "l_f": l_f}
+    terms = {"loss": loss, "l_s": l_s, "l_m": l_m, "l_f": l_f}
+    if lambda_c > 0:
+        with _autocast(frames[0].device.type, autocast):
+            # Ŷ_4 from the window centred on frame 4 (inputs 1…7), then Eqs. 4 and 6 on the HR outputs.
+            y4, _ = model.upsample_center(frames[4], features[4], model.fuse(features[1:8]))
+        y3, s = out.frames[0].float(), model.scale
+        f34, f43 = (F.interpolate(f.float(), scale_factor=s, mode="bilinear", align_corners=False) * s
+                    for f in out.flows)  # fmt: skip
+        l_c = out.frames.new_zeros((), dtype=torch.float32)
+        for k, t in enumerate(batch.times):
+            ft3, ft4 = intermediate_flows(f34, f43, float(t))
+            interp = (backward_warp(y3, ft3) + backward_warp(y4.float(), ft4)) / 2
+            l_c = l_c + l1(out.frames[1 + k], interp)
+        loss = loss + lambda_c * l_c
+        terms.update(loss=loss, l_c=l_c)
+    return loss, terms
+
+
+def two_stream_step(
+    model: TwoStream,
+    batch: Batch,
+    stage: int,
+    autocast: torch.dtype | None,
+    lambda_c: float = 4.0,
+    unlabeled: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one two-stream batch and its terms (images in [0, 1] in, the network works in [-1, 1]).
+
+    Stage 1, the modules on their own tasks: L_S = ‖f_S(I_k^L) − I_k^H‖² over both inputs, L_T = f_T's error on the
+    LR triplet plus on the HR triplet. Stage 2, Eq. 8: L_R (Eq. 6) on the labeled batch plus ``lambda_c``·L_C
+    (Eq. 7) on the labeled batch and ``unlabeled`` ``(2, u, 3, p, p)`` LR pairs together.
+    """
+    a, b = batch.lr[0] * 2 - 1, batch.lr[1] * 2 - 1
+    with _autocast(a.device.type, autocast):
+        if stage == 1:
+            if batch.hr is None:
+                raise ValueError("module pre-training needs the inputs' HR frames (a sampler with keep_hr)")
+            hr = batch.hr * 2 - 1
+            up = model.spatial(torch.cat((a, b), 0))
+            l_s = l2((up.float() + 1) / 2, torch.cat((batch.hr[0], batch.hr[1]), 0))
+            mid_lr = model.temporal(a, b, 0.5)
+            mid_hr = model.temporal(hr[0], hr[1], 0.5)
+            l_t = l2((mid_lr.float() + 1) / 2, batch.lr_between[0]) + l2((mid_hr.float() + 1) / 2, batch.between[0])
+            loss = l_s + l_t
+            return loss, {"loss": loss, "l_s": l_s, "l_t": l_t}
+        n = a.shape[0]
+        if unlabeled is not None and lambda_c > 0:
+            a = torch.cat((a, unlabeled[0] * 2 - 1), 0)
+            b = torch.cat((b, unlabeled[1] * 2 - 1), 0)
+        ts, st = model(a, b, 0.5)
+    ts, st = (ts.float() + 1) / 2, (st.float() + 1) / 2
+    target = batch.between[0]
+    l_r_ts, l_r_st = l2(ts[:n], target), l2(st[:n], target)
+    l_r = reconstruction_loss(ts[:n], st[:n], target)
+    l_c = consistency_loss(ts, st)
+    loss = l_r + lambda_c * l_c if lambda_c > 0 else l_r
+    return loss, {"loss": loss, "l_r": l_r, "l_c": l_c, "l_r_ts": l_r_ts, "l_r_st": l_r_st}
 
 
 def _save(path: Path, payload: dict) -> None:
@@ -209,14 +346,15 @@ def train(
     *,
     resume: str | os.PathLike | None = None,
     clips: list[Clip] | None = None,
+    unlabeled_clips: list[Clip] | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
     on_message: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) a training run; returns where its results are.
 
     ``resume``: a checkpoint or a run folder; the run then continues with that checkpoint's saved config (the
-    ``config`` argument only supplies the device, thread count and, if larger, new step counts). ``clips``:
-    already decoded sources (tests), instead of reading ``config.data``.
+    ``config`` argument only supplies the device, thread count and, if larger, new step counts). ``clips`` and
+    ``unlabeled_clips``: already decoded sources (tests), instead of reading ``config.data`` / ``config.unlabeled``.
     """
     say = on_message or (lambda _msg: None)
     start_step, ckpt = 0, None
@@ -238,45 +376,64 @@ def train(
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    model = build_model(config.model)
+    two = config.method == "two-stream"
+    try:
+        model = TwoStream(config.spatial, config.temporal) if two else build_model(config.model)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
     if ckpt is not None:
         load_weights(model, ckpt["model"])
     elif config.init:
         load_weights(model, config.init)
     elif config.zero_init:
-        zero_heads(model)
+        model.zero_heads() if two else zero_heads(model)
     model.to(device).train()
 
+    def report(path: str, clip: Clip | None, error: str | None) -> None:
+        say(
+            f"skipped {error}"
+            if clip is None
+            else f"loaded {path}: {len(clip.frames)} frames, "
+            f"{clip.frames.shape[2]}x{clip.frames.shape[1]}, {len(clip.shot_starts)} shot(s)"
+        )
+
     if clips is None:
-
-        def report(path: str, clip: Clip | None, error: str | None) -> None:
-            say(
-                f"skipped {error}"
-                if clip is None
-                else f"loaded {path}: {len(clip.frames)} frames, "
-                f"{clip.frames.shape[2]}x{clip.frames.shape[1]}, {len(clip.shot_starts)} shot(s)"
-            )
-
         clips = load_clips(config.data, config.max_frames, report)
     if not clips:
         raise UsageError("no training video found in " + ", ".join(map(str, config.data)))
+    if unlabeled_clips is None and config.unlabeled:
+        unlabeled_clips = load_clips(config.unlabeled, config.max_frames, report)
+        if not unlabeled_clips:
+            raise UsageError("no unlabeled video found in " + ", ".join(map(str, config.unlabeled)))
     degradation = Degradation(config.kernel, config.noise, config.crf, config.degrade_probability)
-    samplers = {
-        patch: Sampler(
-            clips,
-            scale=model.scale,
-            patch=patch,
-            stride=config.stride,
-            degradation=degradation,
-            max_times=config.max_times,
-            augment=config.augment,
-            seed=config.seed,
-        )
-        for patch in {config.patch, config.patch2}
-    }
+    frames = 2 if two else 8 if config.lambda_c > 0 else 7
+    samplers, unlabeled_sources = {}, {}
+    for patch in {config.patch, config.patch2}:
+        common = {"patch": patch, "stride": config.stride, "augment": config.augment, "frames": frames}
+        full = Sampler(clips, scale=model.scale, degradation=degradation, max_times=config.max_times,
+                       seed=config.seed, keep_hr=two, **common)  # fmt: skip
+        samplers[patch], rest = full.split(config.labeled_fraction, config.seed)
+        sources = [rest] if rest is not None else []
+        if unlabeled_clips:
+            sources.append(Sampler(unlabeled_clips, low_res=True, **common))
+        for k, source in enumerate(sources):
+            source.seed = config.seed + 7919 * (k + 1)  # unlabeled draws independent of the labeled ones
+        unlabeled_sources[patch] = sources
     for path, why in samplers[config.patch2].skipped:
         say(f"not sampled: {path}: {why}")
+    if config.labeled_fraction < 1:
+        say(f"labeled: {samplers[config.patch2].windows} of {full.windows} windows")
     weights = LossWeights(config.lambda_m, config.lambda_s, config.lambda_f)
+    unlabeled_batch = config.unlabeled_batch or config.batch_size
+
+    def unlabeled(step: int, patch: int) -> torch.Tensor | None:
+        """LR pairs for L_C only, from the unlabeled footage, drawn in proportion to each source's windows."""
+        sources = unlabeled_sources[patch]
+        if not two or not sources or config.lambda_c == 0 or unlabeled_batch < 1:
+            return None
+        sizes = np.array([src.windows for src in sources], dtype=np.float64)
+        pick = int(np.random.default_rng([config.seed, step, 31]).choice(len(sources), p=sizes / sizes.sum()))
+        return sources[pick].batch(step, unlabeled_batch).lr.to(device)
 
     stage = config.stage(start_step)
     optimizer = torch.optim.Adam(stage_parameters(model, stage), lr=config.learning_rate(start_step))
@@ -293,7 +450,7 @@ def train(
             "step": step,
             "stage": stage,
             "config": config_dict,
-            "model_name": config.model,
+            "model_name": config.model_name,
             "elapsed": elapsed,
         }
         path = out_dir / "checkpoints" / f"step_{step:07d}.pt"
@@ -317,7 +474,11 @@ def train(
                     group["lr"] = lr
                 patch = config.patch if stage == 1 else config.patch2
                 batch = samplers[patch].batch(step, config.batch_size).to(device)
-                loss, terms = training_step(model, batch, stage, weights, autocast)
+                if two:
+                    extra = unlabeled(step, patch) if stage == 2 else None
+                    loss, terms = two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
+                else:
+                    loss, terms = training_step(model, batch, stage, weights, autocast, config.lambda_c)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
@@ -353,7 +514,7 @@ def train(
             say(f"interrupted: saved {checkpoint(step)}; continue with --resume {out_dir}")
         raise
     last = checkpoint(step)
-    meta = {"stvup_model": config.model, "steps": str(step), "train_config": json.dumps(config_dict)}
+    meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": json.dumps(config_dict)}
     weights_path = out_dir / "model.safetensors"
     save_safetensors(model.state_dict(), weights_path, meta)
     windows = samplers[config.patch2].windows

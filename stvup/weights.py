@@ -255,20 +255,21 @@ def default_weights_path() -> Path | None:
 
 
 def checkpoint_model_name(path: str | os.PathLike, state: Mapping[str, torch.Tensor]) -> str:
-    """The model variant a checkpoint belongs to: its ``stvup_model`` metadata, else the config whose state-dict
+    """The model variant a checkpoint belongs to: its ``stvup_model`` metadata, else the model whose state-dict
     layout it matches exactly (the authors' ``STVUN.pth`` is recognised as ``stvun``)."""
-    from .model import MODEL_CONFIGS, STVUN
+    from .model import build_model, list_models
 
+    known = list_models(tiny=True)
     if Path(path).suffix == ".safetensors":
         name = read_safetensors_metadata(path).get("stvup_model")
-        if name in MODEL_CONFIGS:
+        if name in known:
             return name
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     with torch.device("meta"):
-        for name, cfg in MODEL_CONFIGS.items():
-            if {k: tuple(v.shape) for k, v in STVUN(cfg).state_dict().items()} == shapes:
+        for name in known:
+            if {k: tuple(v.shape) for k, v in build_model(name).state_dict().items()} == shapes:
                 return name
-    raise CheckpointError(f"{path}: matches none of the known models ({', '.join(MODEL_CONFIGS)}); pass --model")
+    raise CheckpointError(f"{path}: matches none of the known models; pass --model (see `stvup info`)")
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -5,12 +5,18 @@ LR input. Source frame 3s, the centre, is the spatial target Y_3; the skipped fr
 time targets Y_T at T_in = j / s, between input frames 3 and 4. Ordinary 25–30 fps video at s = 2 therefore
 supervises ×2 time from footage alone; faster sources may use a larger stride and give several time targets.
 
+The two-stream network (second paper) takes the same kind of sample with ``frames=2``: LR frames ``s`` apart and the
+HR frame between them (a triplet, Eq. 6). :meth:`Sampler.split` divides the windows into a labeled and an unlabeled
+part by whole segments of footage (the labeled-fraction experiments), and ``low_res=True`` samples footage that is
+already low-resolution (unlabeled video: LR frames only, nothing degraded).
+
 Every random choice of a batch comes from a generator seeded with ``(seed, step)``, so a resumed run sees exactly
 the batches an uninterrupted run would have seen.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,15 +28,18 @@ from stvup.data.sources import Clip
 FRAMES = 7
 CENTER = 3
 LR_MARGIN = 4  # LR pixels of context degraded along with each patch and then cut away, so no reflected border
+SEGMENT = 24  # source frames per segment when windows are split into labeled and unlabeled footage
 
 
 @dataclass
 class Batch:
     """One training batch; images in [0, 1].
 
-    ``lr``: ``(7, b, 3, p, p)`` the seven degraded inputs. ``center``: ``(b, 3, s·p, s·p)`` Y_3. ``times``: the T_in
+    ``lr``: ``(7, b, 3, p, p)`` the seven degraded inputs (``(2, b, …)`` with ``frames=2``; the only field filled by a
+    ``low_res`` sampler). ``center``: ``(b, 3, s·p, s·p)`` Y_3, the HR frame of the centre input. ``times``: the T_in
     values. ``between``: ``(len(times), b, 3, s·p, s·p)`` Y_T. ``lr_between``: ``(len(times), b, 3, p, p)`` the
-    clean DUF-downsampled X_T (the target of L_M, Eq. 7).
+    clean DUF-downsampled X_T (the target of L_M, Eq. 7). ``hr``: ``(frames, b, 3, s·p, s·p)`` the inputs' HR
+    frames, when the sampler keeps them.
     """
 
     lr: torch.Tensor
@@ -38,11 +47,11 @@ class Batch:
     times: list[float]
     between: torch.Tensor
     lr_between: torch.Tensor
+    hr: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(
-            self.lr.to(device), self.center.to(device), self.times, self.between.to(device), self.lr_between.to(device)
-        )
+        moved = [x.to(device) for x in (self.lr, self.center, self.between, self.lr_between)]
+        return Batch(*moved[:2], self.times, *moved[2:], None if self.hr is None else self.hr.to(device))
 
 
 def auto_stride(rate: float, lr_rate: float = 15.0) -> int:
@@ -56,6 +65,9 @@ class Sampler:
     ``patch``: LR patch size (HR patches are ``scale × patch``). ``stride``: source frames between LR inputs, or
     ``None`` for :func:`auto_stride` per clip. ``max_times``: at most this many time targets per batch (chosen at
     random when a stride offers more). ``augment``: random left-right flip, 90°/180°/270° rotation and reversed order.
+    ``frames``: inputs per sample (7 for STVUN, 8 for STVUN with the consistency loss, 2 for the two-stream network);
+    the time targets lie between input ``(frames − 1) // 2`` and the next. ``low_res``: the clips are LR already.
+    ``keep_hr``: batches also carry the HR frames of all inputs (``Batch.hr``).
     """
 
     def __init__(
@@ -69,25 +81,32 @@ class Sampler:
         max_times: int = 3,
         augment: bool = True,
         seed: int = 0,
+        frames: int = FRAMES,
+        low_res: bool = False,
+        keep_hr: bool = False,
     ) -> None:
         if stride is not None and stride < 2:
             raise ValueError("stride must be at least 2 so that a skipped frame gives a time target")
+        if frames < 2:
+            raise ValueError("a sample needs at least 2 input frames")
         self.scale, self.patch, self.augment, self.seed = scale, patch, augment, seed
+        self.frames, self.center, self.low_res, self.keep_hr = frames, (frames - 1) // 2, low_res, keep_hr
         self.max_times = max(1, max_times)
         self.degradation = degradation or Degradation()
         self.skipped: list[tuple[str, str]] = []
         # (clip, stride, window starts) for every clip that can give a sample.
         self.entries: list[tuple[Clip, int, np.ndarray]] = []
-        need = patch * scale
+        need = patch if low_res else patch * scale
         for clip in clips:
             s = stride or auto_stride(float(clip.rate))
             h, w = clip.frames.shape[1:3]
             if min(h, w) < need:
                 self.skipped.append((clip.path, f"{w}x{h} is smaller than the {need}-pixel patch"))
                 continue
-            starts = clip.windows(6 * s + 1)
+            span = (frames - 1) * s + 1
+            starts = clip.windows(span)
             if len(starts) == 0:
-                self.skipped.append((clip.path, f"no shot of {6 * s + 1} frames"))
+                self.skipped.append((clip.path, f"no shot of {span} frames"))
                 continue
             self.entries.append((clip, s, starts))
         if not self.entries:
@@ -98,6 +117,40 @@ class Sampler:
     def windows(self) -> int:
         """Number of distinct sample windows (before cropping and augmentation)."""
         return sum(len(starts) for _, _, starts in self.entries)
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[Sampler, Sampler | None]:
+        """``(labeled, unlabeled)`` samplers over disjoint footage; ``unlabeled`` is None at ``fraction`` 1.
+
+        Footage is cut into segments of :data:`SEGMENT` source frames and a seeded random ``fraction`` of all
+        segments (at least one) is labeled. A labeled window lies wholly inside labeled segments, so its HR frames
+        are all labeled footage; every other window is unlabeled and is only ever used for its LR frames.
+        """
+        if not 0 < fraction <= 1:
+            raise ValueError(f"labeled fraction must be in (0, 1], got {fraction}")
+        if fraction == 1:
+            return self, None
+        segments = [(i, g) for i, (clip, _, _) in enumerate(self.entries)
+                    for g in range(-(-len(clip.frames) // SEGMENT))]  # fmt: skip
+        order = np.random.default_rng([seed, 1009]).permutation(len(segments))
+        chosen = {segments[k] for k in order[: max(1, round(fraction * len(segments)))]}
+        labeled, unlabeled = [], []
+        for i, (clip, s, starts) in enumerate(self.entries):
+            span = (self.frames - 1) * s
+            inside = np.array([all((i, g) in chosen for g in range(a // SEGMENT, (a + span) // SEGMENT + 1))
+                               for a in starts], dtype=bool)  # fmt: skip
+            if inside.any():
+                labeled.append((clip, s, starts[inside]))
+            if (~inside).any():
+                unlabeled.append((clip, s, starts[~inside]))
+        if not labeled:
+            raise ValueError(f"a labeled fraction of {fraction} leaves no whole labeled sample; raise it")
+        return self._with(labeled), self._with(unlabeled) if unlabeled else None
+
+    def _with(self, entries: list[tuple[Clip, int, np.ndarray]]) -> Sampler:
+        other = copy.copy(self)
+        other.entries = entries
+        other.strides = sorted({s for _, s, _ in entries})
+        return other
 
     def batch(self, step: int, size: int) -> Batch:
         """The batch of training step ``step``: ``size`` samples from clips that share one stride."""
@@ -111,37 +164,48 @@ class Sampler:
         samples = [
             self._sample(group[int(rng.choice(len(group), p=weights / weights.sum()))], js, rng) for _ in range(size)
         ]
-        lr, center, between, lr_between = (
-            torch.stack(parts, 1 if i in (0, 2, 3) else 0) for i, parts in enumerate(zip(*samples))
+        lr, center, between, lr_between, hr = (
+            torch.stack(parts, 0 if i == 1 else 1) for i, parts in enumerate(zip(*samples))
         )
-        return Batch(lr, center, [j / stride for j in js], between, lr_between)
+        times = [] if self.low_res else [j / stride for j in js]
+        return Batch(lr, center, times, between, lr_between, hr if self.keep_hr else None)
 
     def _sample(
         self, entry: tuple[Clip, int, np.ndarray], js: list[int], rng: np.random.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         clip, stride, starts = entry
         s, p = self.scale, self.patch
         start = int(starts[int(rng.integers(len(starts)))])
         h, w = clip.frames.shape[1:3]
-        # Degrade the patch together with a margin of real context where the frame has it, then cut the margin.
-        size = (p + 2 * LR_MARGIN) * s
-        ch, cw = min(size, h - h % s), min(size, w - w % s)
+        n, c = self.frames, self.center
+        if self.low_res:
+            size, ch, cw = p, p, p
+        else:
+            # Degrade the patch together with a margin of real context where the frame has it, then cut the margin.
+            size = (p + 2 * LR_MARGIN) * s
+            ch, cw = min(size, h - h % s), min(size, w - w % s)
         y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         reverse = self.augment and bool(rng.integers(2))
         direction = -1 if reverse else 1
-        centre = start + CENTER * stride if not reverse else start + (6 - CENTER) * stride
-        inputs = [centre + direction * stride * (i - CENTER) for i in range(FRAMES)]
-        targets = [centre + direction * j for j in js]
+        centre = start + c * stride if not reverse else start + (n - 1 - c) * stride
+        inputs = [centre + direction * stride * (i - c) for i in range(n)]
+        targets = [] if self.low_res else [centre + direction * j for j in js]
         crop = clip.frames[inputs + targets, y0 : y0 + ch, x0 : x0 + cw]
-        hr = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float() / 255
-        if self.augment:
-            if rng.integers(2):
-                hr = hr.flip(-1)
-            hr = torch.rot90(hr, int(rng.integers(4)), (-2, -1))
-        lr = self.degradation(hr[:FRAMES], s, rng)
-        lr_between = quantize(duf_downsample(hr[FRAMES:], s))
+        hr = self._augment(torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float() / 255, rng)
+        if self.low_res:
+            empty = hr.new_zeros(0)
+            return hr, empty, empty, empty, empty
+        lr = self.degradation(hr[:n], s, rng)
+        lr_between = quantize(duf_downsample(hr[n:], s))
         # Cut the margin: LR pixel i is centred on HR pixel s·i, so equal offsets in LR pixels keep them aligned.
         my, mx = (lr.shape[-2] - p) // 2, (lr.shape[-1] - p) // 2
         lr, lr_between = lr[..., my : my + p, mx : mx + p], lr_between[..., my : my + p, mx : mx + p]
         hr = hr[..., my * s : (my + p) * s, mx * s : (mx + p) * s]
-        return lr, hr[CENTER], hr[FRAMES:], lr_between
+        return lr, hr[c], hr[n:], lr_between, hr[:n] if self.keep_hr else hr.new_zeros(0)
+
+    def _augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.augment:
+            if rng.integers(2):
+                x = x.flip(-1)
+            x = torch.rot90(x, int(rng.integers(4)), (-2, -1))
+        return x

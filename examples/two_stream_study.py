@@ -68,14 +68,26 @@ def _scores(report: stvup.EvalReport, method: str, part: str = "new") -> str:
     return f"{report.mean(method, part, 'psnr_y'):.2f} / {report.mean(method, part, 'ssim_y'):.4f}"
 
 
+def _set_name(path: Path) -> str:
+    """``vid4/GT`` → ``vid4``, ``vimeo_septuplet/sequences/00001`` → ``vimeo_septuplet``."""
+    for part in (path, *path.parents):
+        if part.name and part.name not in ("GT", "sequences") and not part.name.isdigit():
+            return part.stem
+    return path.name
+
+
 def report(args: argparse.Namespace) -> str:
     """Score every finished run on every test set; return the Markdown tables (and write JSON beside them)."""
     root = Path(args.root)
-    sets = {Path(t).name if Path(t).name != "GT" else Path(t).parent.name: find_clips([t]) for t in args.tests}
+    sets = {_set_name(Path(t)): find_clips([t]) for t in args.tests}
     runs = sorted(p.parent.name for p in root.glob("*/model.safetensors"))
+    weights = {name: root / name / "model.safetensors" for name in runs}
+    for name in [r for r in runs if r.startswith("B-")]:
+        # B's checkpoint at the end of F's pre-training: the modules exactly as F starts from them.
+        first = sorted((root / name / "checkpoints").glob("step_*.pt"))[0]
+        weights[f"B0-{name[2:]}"] = first
     reports: dict[str, dict[str, stvup.EvalReport]] = {}
-    seconds: dict[str, float] = {}
-    for name in ["classical", *runs]:
+    for name in ["classical", *sorted(weights)]:
         reports[name] = {}
         tick = time.perf_counter()
         for label, clips in sets.items():
@@ -83,18 +95,18 @@ def report(args: argparse.Namespace) -> str:
                 methods, upscaler = ["bicubic", "bicubic-aligned"], None
             else:
                 methods = ["ts", "st", "avg"]
-                upscaler = stvup.load_upscaler(root / name / "model.safetensors", model="two-stream", device="cpu")
+                upscaler = stvup.load_upscaler(weights[name], model="two-stream", device="cpu")
             rep = stvup.evaluate(clips, methods=methods, upscaler=upscaler, max_frames=args.max_frames)
             reports[name][label] = rep
-            write_report(rep, None, root / name / f"eval_{label}.json")
-        seconds[name] = time.perf_counter() - tick
-        print(f"scored {name} in {seconds[name]:.0f} s", flush=True)
+            write_report(rep, None, root / f"eval_{name}_{label}.json")
+        print(f"scored {name} in {time.perf_counter() - tick:.0f} s", flush=True)
 
     labels = list(sets)
     out = ["## Table 1 (new frames, Y PSNR / SSIM)", ""]
     head = "| model | " + " | ".join(f"{t} {c}" for t in labels for c in ("F_T→S", "F_S→T", "avg")) + " |"
     out += [head, "|" + "---|" * (1 + 3 * len(labels))]
-    for name in [r for r in runs if r.startswith(("B-", "F-"))]:
+    tags = sorted({n.split("-", 1)[1] for n in reports if n.startswith("F-")})
+    for name in [f"{kind}-{tag}" for tag in tags for kind in ("B0", "B", "F") if f"{kind}-{tag}" in reports]:
         cells = [_scores(reports[name][t], m) for t in labels for m in ("ts", "st", "avg")]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     for method, label in (("bicubic", "bicubic + blend"), ("bicubic-aligned", "bicubic on the DUF grid + blend")):

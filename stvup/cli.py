@@ -606,8 +606,7 @@ def evaluate_cmd(
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
     RGB for kept (even) and new (odd) frames, mean and per clip.
     """
-    from .evaluation import DEFAULT_METHODS, MODEL_METHODS, TWO_STREAM_METHODS, evaluate, find_clips, write_report
-    from .model import TwoStream
+    from .evaluation import MODEL_METHODS, evaluate, find_clips, write_report
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     upscaler = None
@@ -617,8 +616,6 @@ def evaluate_cmd(
 
         upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile)
         scale = upscaler.model.scale
-        if chosen is None:
-            chosen = list(TWO_STREAM_METHODS if isinstance(upscaler.model, TwoStream) else DEFAULT_METHODS)
 
     def progress(p) -> None:
         if not quiet:

@@ -322,7 +322,7 @@ def score_frames(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], cro
 def evaluate(
     clips: Sequence[str | os.PathLike],
     *,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     upscaler: Upscaler | None = None,
     scale: int = 4,
     crop: int | None = None,
@@ -331,9 +331,14 @@ def evaluate(
 ) -> EvalReport:
     """Evaluate ``methods`` on ``clips`` (videos or frame folders of HR ground truth) with the paper's protocol.
 
-    ``upscaler`` runs the model methods (``stvup``, ``v-f``, ``f-v``); ``crop`` defaults to ``scale`` pixels.
-    A method that fails (e.g. no FFmpeg binary) is reported in ``errors`` and left out, not fatal.
+    ``upscaler`` runs the model methods (``stvup``, ``v-f``, ``f-v``; ``ts``, ``st``, ``avg`` for a two-stream
+    model); ``methods`` defaults to :data:`DEFAULT_METHODS`, or :data:`TWO_STREAM_METHODS` for a two-stream model.
+    ``crop`` defaults to ``scale`` pixels. A method that fails (e.g. no FFmpeg binary) is reported in ``errors``
+    and left out, not fatal.
     """
+    if methods is None:
+        two = upscaler is not None and isinstance(upscaler.model, TwoStream)
+        methods = TWO_STREAM_METHODS if two else DEFAULT_METHODS
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")

@@ -73,3 +73,24 @@ def test_train_and_evaluate_example(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| stvup (joint STVUN) |" in out and "| bicubic + frame blending |" in out
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_two_stream_study_example(tmp_path, capsys):
+    data = tmp_path / "train"
+    data.mkdir()
+    _load("make_sample_clip").make_sample_clip(str(data / "a.mp4"), width=96, height=80, frames=30)
+    test = tmp_path / "test.mp4"
+    _load("make_sample_clip").make_sample_clip(str(test), width=64, height=48, frames=5)
+    study = _load("two_stream_study")
+    root = str(tmp_path / "runs")
+    common = ["--pretrain-steps", "2", "--steps", "2", "--batch", "1", "--patch", "16"]
+    study.main(["train", root, str(data), "--combos", "espcn+dvf", *common])
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["B-espcn+dvf", "F-espcn+dvf", "S1-10", "S1-20", "sweep-10-lc0", "sweep-10-lc4", "sweep-100-lc0",
+                    "sweep-20-lc0", "sweep-20-lc4"]  # fmt: skip
+    capsys.readouterr()
+    study.main(["report", root, str(test), "--out", str(tmp_path / "study.md")])
+    text = (tmp_path / "study.md").read_text()
+    assert "| B0-espcn+dvf |" in text and "| B-espcn+dvf |" in text and "| F-espcn+dvf |" in text
+    assert "| 10 % | without |" in text
+    assert "| 100 % | λ = 4 |" in text and "| bicubic + blend |" in text

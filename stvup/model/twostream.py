@@ -35,7 +35,11 @@ MAX_DEPTH = 8
 # name → (class, keyword arguments, description)
 SPATIAL_MODULES: dict[str, tuple[type[nn.Module], dict, str]] = {
     "espcn": (ESPCNSpatial, {"width": 64}, "ESPCN-like: 3 convolutions at LR size, pixel shuffle"),
-    "vdsr": (VDSRSpatial, {"width": 32, "depth": 8}, "VDSR-like: 8 convolutions of 32 channels at HR size, global residual"),
+    "vdsr": (
+        VDSRSpatial,
+        {"width": 32, "depth": 8},
+        "VDSR-like: 8 convolutions of 32 channels at HR size, global residual",
+    ),
     "espcn-tiny": (ESPCNSpatial, {"width": 8}, "ESPCN-like, minimal (tests)"),
     "vdsr-tiny": (VDSRSpatial, {"width": 8, "depth": 3}, "VDSR-like, minimal (tests)"),
 }
@@ -47,7 +51,11 @@ TEMPORAL_MODULES: dict[str, tuple[type[nn.Module], dict, str]] = {
         "Super-SloMo-like: bidirectional flows, then refined flows at t and visibility",
     ),
     "dvf-tiny": (DVFTemporal, {"widths": (8, 8)}, "DVF-like, minimal (tests)"),
-    "slomo-tiny": (SloMoTemporal, {"flow_widths": (8, 8), "refine_widths": (8, 8)}, "Super-SloMo-like, minimal (tests)"),
+    "slomo-tiny": (
+        SloMoTemporal,
+        {"flow_widths": (8, 8), "refine_widths": (8, 8)},
+        "Super-SloMo-like, minimal (tests)",
+    ),
 }
 
 

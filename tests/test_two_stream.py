@@ -27,6 +27,8 @@ from .conftest import make_clip
 from .test_train import _texture_clip
 
 TINY = ("espcn-tiny", "dvf-tiny")
+# The tests read loss terms as Python floats while their graphs are still alive; that is intended here.
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 
 
 def _pair(seed: int = 0, n: int = 2, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

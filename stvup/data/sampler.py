@@ -25,8 +25,7 @@ import torch
 from stvup.data.degrade import Degradation, duf_downsample, quantize
 from stvup.data.sources import Clip
 
-FRAMES = 7
-CENTER = 3
+FRAMES = 7  # STVUN's inputs; the window's centre is input (frames - 1) // 2
 LR_MARGIN = 4  # LR pixels of context degraded along with each patch and then cut away, so no reflected border
 SEGMENT = 24  # source frames per segment when windows are split into labeled and unlabeled footage
 

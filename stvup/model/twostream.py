@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .spatial import ESPCNSpatial, VDSRSpatial
-from .temporal import DVFTemporal, SloMoTemporal
+from .temporal import DVFTemporal, SloMoTemporal, UNet
 
 PREFIX = "two-stream"
 STREAMS = ("ts", "st")
@@ -103,7 +103,7 @@ class TwoStream(nn.Module):
 
     def zero_heads(self) -> None:
         """Zero every output layer: f_S becomes grid bicubic upsampling and f_T frame blending."""
-        heads = [self.spatial.head, *(m.head for m in self.temporal.modules() if hasattr(m, "down"))]
+        heads = [self.spatial.head, *(m.head for m in self.temporal.modules() if isinstance(m, UNet))]
         for head in heads:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)

@@ -8,12 +8,55 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import batch, load_upscaler, upscale
-from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
-from .evaluation import EvalReport, evaluate, find_clips
-from .model import build_model, list_models
-from .training import TrainConfig, TrainResult, train
-from .weights import convert_checkpoint, load_checkpoint, load_weights
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public names and the module that defines each. They are imported on first use (PEP 562), so ``import stvup``
+# stays cheap and works where optional pieces are missing: the GPU training kit runs ``stvup.gpukit`` on machines
+# that have PyTorch but no PyAV, and training never touches video decoding there.
+_EXPORTS = {
+    "batch": "api",
+    "load_upscaler": "api",
+    "upscale": "api",
+    "CheckpointError": "errors",
+    "InputError": "errors",
+    "OutputError": "errors",
+    "StvupError": "errors",
+    "UsageError": "errors",
+    "EvalReport": "evaluation",
+    "evaluate": "evaluation",
+    "find_clips": "evaluation",
+    "build_model": "model",
+    "list_models": "model",
+    "TrainConfig": "training",
+    "TrainResult": "training",
+    "train": "training",
+    "convert_checkpoint": "weights",
+    "load_checkpoint": "weights",
+    "load_weights": "weights",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .api import batch, load_upscaler, upscale
+    from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
+    from .evaluation import EvalReport, evaluate, find_clips
+    from .model import build_model, list_models
+    from .training import TrainConfig, TrainResult, train
+    from .weights import convert_checkpoint, load_checkpoint, load_weights
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stvup' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "CheckpointError",

@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import StvupError
+from .kit.cli import kit
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -430,6 +431,21 @@ def _stride(ctx, param, value):
     help="Continue a run: its folder (last.pt) or a checkpoint file; its saved settings are used.",
 )
 @click.option(
+    "--flow-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Stage 0 steps: PWC-Net alone learns motion without labels (SSIM + L1 photometric loss, smoothness, "
+    "occlusion check).",
+)
+@click.option("--flow-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, help="Stage 0 learning rate.")
+@click.option("--flow-patch", type=click.IntRange(min=16), default=64, help="Stage 0 LR patch size.")
+@click.option(
+    "--flow-smooth", type=click.FloatRange(min=0), default=0.5, help="Weight of stage 0's edge-aware smoothness."
+)
+@click.option(
+    "--flow-reset", is_flag=True, help="Start PWC-Net from random weights (zero flow) even when --init gave it some."
+)
+@click.option(
     "--pretrain-steps",
     type=click.IntRange(min=0),
     default=300_000,
@@ -509,6 +525,11 @@ def train(
     unlabeled_batch,
     init,
     resume,
+    flow_steps,
+    flow_lr,
+    flow_patch,
+    flow_smooth,
+    flow_reset,
     pretrain_steps,
     steps,
     batch_size,
@@ -543,7 +564,8 @@ def train(
     config = TrainConfig(
         data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
         lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
-        unlabeled_batch=unlabeled_batch, init=init, pretrain_steps=pretrain_steps, steps=steps,
+        unlabeled_batch=unlabeled_batch, init=init, flow_steps=flow_steps, flow_lr=flow_lr, flow_patch=flow_patch,
+        flow_smooth=flow_smooth, flow_reset=flow_reset, pretrain_steps=pretrain_steps, steps=steps,
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
         noise=noise, crf=crf, degrade_probability=degrade_probability, augment=not no_augment,
@@ -632,6 +654,9 @@ def evaluate_cmd(
     )
     write_report(report, md_path, json_path)
     click.echo(report.to_markdown())
+
+
+cli.add_command(kit)
 
 
 def main() -> None:

@@ -128,8 +128,9 @@ class EvalReport:
 
 def find_clips(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """Clips named by ``paths``: a video, a frame folder, or a folder of those (e.g. ``vid4/GT``)."""
-    from stvup.data.sources import READ_EXTENSIONS
+    from stvup.data.sources import read_extensions
 
+    extensions = read_extensions()
     clips: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -139,7 +140,7 @@ def find_clips(paths: Sequence[str | os.PathLike]) -> list[Path]:
             clips.append(path)
             continue
         inside = [p for p in sorted(path.iterdir()) if not p.name.startswith(".")]
-        found = [p for p in inside if (p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+        found = [p for p in inside if (p.is_file() and p.suffix.lower() in extensions)
                  or (p.is_dir() and _has_frames(p))]  # fmt: skip
         if not found:
             raise InputError(str(path), "holds no video or frame folder")
@@ -281,7 +282,8 @@ def interpolate(model: STVUN, a: np.ndarray, b: np.ndarray, t: float = 0.5, *, l
         f34, f43 = model.estimate_flows(x3p, x4p)
     else:
         flows = model.pwcnet(torch.cat((x3p, x4p)), torch.cat((x4p, x3p)))
-        flows = F.interpolate(flows, size=x3p.shape[-2:], mode="bilinear", align_corners=False) * 4
+        flows = F.interpolate(flows, size=x3p.shape[-2:], mode="bilinear", align_corners=False)
+        flows = flows * model.config.flow_scale
         f34, f43 = flows[:1], flows[1:]
     ft3, ft4 = intermediate_flows(f34, f43, t)
     mid = (backward_warp(x3p, ft3) + backward_warp(x4p, ft4)) / 2

@@ -40,6 +40,7 @@ from stvup.data.degrade import Degradation
 from stvup.data.sampler import Batch, Sampler
 from stvup.data.sources import Clip, load_clips
 from stvup.errors import CheckpointError, UsageError
+from stvup.flowtrain import flow_step
 from stvup.losses import (
     LossWeights,
     consistency_loss,
@@ -79,6 +80,11 @@ class TrainConfig:
     from instead of random ones. ``zero_init``: a random start gets a zero residual head and zero flow outputs, so
     the untrained network already gives bilinear upsampling and frame blending and training starts from there.
 
+    ``flow_steps`` (stage 0, before stage 1): PWC-Net alone learns motion from LR pairs without labels
+    (:mod:`stvup.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
+    ``flow_smooth``. The paper starts from a pre-trained PWC-Net instead; 0 skips the stage. ``flow_reset``: start
+    PWC-Net afresh (random weights, zero flow output) even when ``init`` gave it weights.
+
     Two-stream runs (``method="two-stream"``): ``spatial`` / ``temporal`` name the modules; ``pretrain_steps`` train
     them separately, ``steps`` train the two streams on L_R + ``lambda_c``·L_C. ``labeled_fraction`` keeps HR
     ground truth for only that share of the footage; ``unlabeled`` adds folders of LR video; each step then adds
@@ -98,6 +104,11 @@ class TrainConfig:
     model: str = "stvun-small"
     init: str | None = None
     zero_init: bool = True
+    flow_steps: int = 0
+    flow_lr: float = 1e-4
+    flow_patch: int = 64
+    flow_smooth: float = 0.5
+    flow_reset: bool = False
     pretrain_steps: int = 300_000
     steps: int = 400_000
     batch_size: int = 32
@@ -133,6 +144,8 @@ class TrainConfig:
             raise UsageError("the consistency weight (--lambda) must not be negative")
         if not 0 < self.labeled_fraction <= 1:
             raise UsageError(f"--labeled-fraction must be in (0, 1], got {self.labeled_fraction}")
+        if self.method == "two-stream" and self.flow_steps:
+            raise UsageError("flow pre-training (--flow-steps) is for STVUN's PWC-Net; the two-stream network has none")
         if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
             raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
 
@@ -142,15 +155,20 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        return self.pretrain_steps + self.steps
+        return self.flow_steps + self.pretrain_steps + self.steps
+
+    def stage_start(self, stage: int) -> int:
+        """The first step of ``stage`` (0: flow pre-training, 1: L_S, 2: the whole network)."""
+        return (0, self.flow_steps, self.flow_steps + self.pretrain_steps)[stage]
 
     def stage(self, step: int) -> int:
-        return 1 if step < self.pretrain_steps else 2
+        return 0 if step < self.flow_steps else 1 if step < self.stage_start(2) else 2
 
     def learning_rate(self, step: int) -> float:
         """Stage's initial rate halved every ``lr_halve_every`` steps of the stage."""
-        base, into = (self.lr, step) if self.stage(step) == 1 else (self.lr2, step - self.pretrain_steps)
-        return base * 0.5 ** (into // max(1, self.lr_halve_every))
+        stage = self.stage(step)
+        base = (self.flow_lr, self.lr, self.lr2)[stage]
+        return base * 0.5 ** ((step - self.stage_start(stage)) // max(1, self.lr_halve_every))
 
 
 @dataclass
@@ -176,6 +194,7 @@ class TrainResult:
     clips: int
     windows: int
     final_losses: dict[str, float] = field(default_factory=dict)
+    finished: bool = True
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -200,9 +219,17 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise UsageError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
 
 
-def zero_heads(model: STVUN) -> None:
+def _reset_conv(m: nn.Module) -> None:
+    """He-normal weights and zero biases for one layer, as :meth:`STVUN.reset_parameters` does."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.kaiming_normal_(m.weight, mode="fan_in")
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def zero_heads(model: STVUN, flow_only: bool = False) -> None:
     """Zero the residual head and every flow output: output = bilinear upsampling, flow = 0 (frame blending)."""
-    heads: list[nn.Module] = [model.decoder.rconv1, model.pwcnet.dc_conv7]
+    heads: list[nn.Module] = [model.pwcnet.dc_conv7] if flow_only else [model.decoder.rconv1, model.pwcnet.dc_conv7]
     heads += [m for name, m in model.pwcnet.named_children() if name.startswith("predict_flow")]
     for m in heads:
         nn.init.zeros_(m.weight)
@@ -210,11 +237,13 @@ def zero_heads(model: STVUN) -> None:
 
 
 def stage_parameters(model: STVUN | TwoStream, stage: int) -> list[nn.Parameter]:
-    """Stage 1: encoder, EFST and decoder (the VSR part). Stage 2: every trainable parameter.
+    """Stage 0: PWC-Net. Stage 1: encoder, EFST and decoder (the VSR part). Stage 2: every trainable parameter.
 
     A two-stream network trains all its parameters in both stages (in stage 1 each module has its own loss).
     """
-    parts = (model.encoder, model.efst, model.decoder) if stage == 1 and isinstance(model, STVUN) else (model,)
+    parts: tuple[nn.Module, ...] = (model,)
+    if isinstance(model, STVUN) and stage < 2:
+        parts = (model.pwcnet,) if stage == 0 else (model.encoder, model.efst, model.decoder)
     return [p for part in parts for p in part.parameters() if p.requires_grad]
 
 
@@ -349,12 +378,16 @@ def train(
     unlabeled_clips: list[Clip] | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
     on_message: Callable[[str], None] | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) a training run; returns where its results are.
 
     ``resume``: a checkpoint or a run folder; the run then continues with that checkpoint's saved config (the
     ``config`` argument only supplies the device, thread count and, if larger, new step counts). ``clips`` and
-    ``unlabeled_clips``: already decoded sources (tests), instead of reading ``config.data`` / ``config.unlabeled``.
+    ``unlabeled_clips``: already decoded sources (tests, the GPU kit), instead of reading ``config.data`` /
+    ``config.unlabeled``. ``time_limit``: stop after this many seconds of training in this call, with a checkpoint
+    and the weights written as at the end (``TrainResult.finished`` is then False; ``resume`` continues), so that
+    a run can be cut into chunks that each fit a time slot.
     """
     say = on_message or (lambda _msg: None)
     start_step, ckpt = 0, None
@@ -385,6 +418,9 @@ def train(
         load_weights(model, ckpt["model"])
     elif config.init:
         load_weights(model, config.init)
+        if config.flow_reset and not two:
+            model.pwcnet.apply(_reset_conv)
+            zero_heads(model, flow_only=True)
     elif config.zero_init:
         model.zero_heads() if two else zero_heads(model)
     model.to(device).train()
@@ -419,6 +455,12 @@ def train(
         for k, source in enumerate(sources):
             source.seed = config.seed + 7919 * (k + 1)  # unlabeled draws independent of the labeled ones
         unlabeled_sources[patch] = sources
+    flow_sampler = None
+    if config.flow_steps and not two:
+        # LR pairs one input apart (source frames 0 and stride), with the true middle frame for the L_M monitor.
+        flow_sampler = Sampler(clips, scale=model.scale, degradation=degradation, patch=config.flow_patch,
+                               stride=config.stride, max_times=1, augment=config.augment, seed=config.seed + 104729,
+                               frames=2)  # fmt: skip
     for path, why in samplers[config.patch2].skipped:
         say(f"not sampled: {path}: {why}")
     if config.labeled_fraction < 1:
@@ -462,6 +504,7 @@ def train(
     count, samples, tick = 0, 0, time.perf_counter()
     last_logged: dict[str, float] = {}
     step = start_step
+    began = time.perf_counter()
     try:
         with log_path.open("a") as log:
             while step < config.total_steps:
@@ -473,11 +516,17 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 patch = config.patch if stage == 1 else config.patch2
-                batch = samplers[patch].batch(step, config.batch_size).to(device)
-                if two:
+                if stage == 0:
+                    batch = flow_sampler.batch(step, config.batch_size).to(device)
+                    # The occlusion check joins halfway through stage 0, once the flow is no longer noise.
+                    occlusion = step >= config.flow_steps // 2
+                    loss, terms = flow_step(model, batch, autocast, config.flow_smooth, occlusion)
+                elif two:
+                    batch = samplers[patch].batch(step, config.batch_size).to(device)
                     extra = unlabeled(step, patch) if stage == 2 else None
                     loss, terms = two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
                 else:
+                    batch = samplers[patch].batch(step, config.batch_size).to(device)
                     loss, terms = training_step(model, batch, stage, weights, autocast, config.lambda_c)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate")
@@ -509,13 +558,18 @@ def train(
                     sums, count, samples, tick = {}, 0, 0, now
                 if step % config.checkpoint_every == 0 and step < config.total_steps:
                     checkpoint(step)
+                if time_limit is not None and time.perf_counter() - began >= time_limit:
+                    break
     except KeyboardInterrupt:
         if step > start_step:
             say(f"interrupted: saved {checkpoint(step)}; continue with --resume {out_dir}")
         raise
+    if count:  # a time limit cut the log interval short: count its time
+        elapsed += time.perf_counter() - tick
     last = checkpoint(step)
     meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": json.dumps(config_dict)}
     weights_path = out_dir / "model.safetensors"
     save_safetensors(model.state_dict(), weights_path, meta)
     windows = samplers[config.patch2].windows
-    return TrainResult(out_dir, weights_path, last, step, elapsed, len(clips), windows, last_logged)
+    finished = step >= config.total_steps
+    return TrainResult(out_dir, weights_path, last, step, elapsed, len(clips), windows, last_logged, finished)

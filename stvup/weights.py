@@ -2,8 +2,9 @@
 
 Accepted inputs: a PyTorch file (``.pth``/``.pt``/``.ckpt``) holding a state dict, possibly wrapped in a dict under
 ``state_dict``, ``params``, ``params_ema`` or ``model``, with or without ``module.`` prefixes (DataParallel); and
-``.safetensors`` files. The safetensors format is small enough to implement here, so no extra dependency is needed.
-Loading into a model is always strict: a missing key, an unexpected key or a wrong shape raises
+``.safetensors`` files, read and written by the format's own library (``safetensors``), whose parser is the one
+hardened against damaged and hostile files; any failure it reports becomes a one-line :class:`CheckpointError`
+naming the file. Loading into a model is always strict: a missing key, an unexpected key or a wrong shape raises
 :class:`~stvup.errors.CheckpointError` listing all of them, and no key is ever dropped silently.
 """
 
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from .errors import CheckpointError
@@ -34,55 +35,26 @@ __all__ = [
 #: Wrapper keys under which training frameworks store the state dict, most specific first.
 WRAPPER_KEYS = ("state_dict", "params_ema", "params", "model")
 
-_ST_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
-_ST_NAMES = {v: k for k, v in _ST_DTYPES.items()}
-_MAX_HEADER = 100 * 1024 * 1024
+
+def _safetensors_error(path: Path, exc: Exception) -> CheckpointError:
+    """One line naming the file and the library's reason (its messages can span lines)."""
+    cause = " ".join(str(exc).split()) or type(exc).__name__
+    return CheckpointError(f"{path}: not a valid safetensors file ({cause[:200]})")
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and ``__metadata__`` of a ``.safetensors`` file (tensors on CPU, in their stored dtype)."""
+    """Tensors and ``__metadata__`` of a ``.safetensors`` file (tensors on CPU, in their stored dtype).
+
+    The ``safetensors`` library checks the header, the dtypes, the offsets (no overlap, no gap, nothing past the
+    end) and the length before any tensor is built; every problem it finds is a :class:`CheckpointError`.
+    """
     path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise CheckpointError(f"{path}: not a safetensors file (too short)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > min(_MAX_HEADER, len(data) - 8):
-        raise CheckpointError(f"{path}: not a safetensors file (bad header length)")
     try:
-        header = json.loads(data[8 : 8 + n])
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: not a safetensors file (header is not JSON)") from exc
-    metadata = header.pop("__metadata__", None) or {}
-    body = memoryview(data)[8 + n :]
-    tensors = {}
-    for name, info in header.items():
-        try:
-            dtype = _ST_DTYPES[info["dtype"]]
-            begin, end = info["data_offsets"]
-            shape = [int(s) for s in info["shape"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: malformed safetensors entry {name!r}") from exc
-        count = 1
-        for s in shape:
-            count *= s
-        if not 0 <= begin <= end <= len(body) or end - begin != count * dtype.itemsize:
-            raise CheckpointError(f"{path}: safetensors entry {name!r} has inconsistent offsets (truncated file?)")
-        # bytes() copies, so the tensors own their memory and stay writable.
-        raw = bytes(body[begin:end])
-        tensors[name] = (
-            torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape) if count else torch.empty(shape, dtype=dtype)
-        )
+        with safe_open(path, framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise _safetensors_error(path, exc) from None
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 
 
@@ -106,27 +78,14 @@ def save_safetensors(
 ) -> None:
     """Writes ``tensors`` as ``.safetensors`` (atomically: temporary name, then rename)."""
     path = Path(path)
-    header: dict[str, object] = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs = []
-    offset = 0
-    for name, t in tensors.items():
-        t = t.detach().to("cpu").contiguous()
-        if t.dtype not in _ST_NAMES:
-            raise CheckpointError(f"{path}: cannot store dtype {t.dtype} of {name!r} in safetensors")
-        blob = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        end = offset + len(blob)
-        header[name] = {"dtype": _ST_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, end]}
-        blobs.append(blob)
-        offset += len(blob)
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)  # the format recommends 8-byte alignment of the data
-    with atomic_target(path) as tmp, open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for blob in blobs:
-            f.write(blob)
+    # The library refuses tensors that share memory or are not contiguous: give it independent CPU copies.
+    data = {str(k): t.detach().to("cpu").contiguous().clone() for k, t in tensors.items()}
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()} or None
+    with atomic_target(path) as tmp:
+        try:
+            save_file(data, tmp, metadata=meta)
+        except (SafetensorError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: cannot write as safetensors ({exc})") from None
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -273,16 +232,10 @@ def checkpoint_model_name(path: str | os.PathLike, state: Mapping[str, torch.Ten
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """Only the ``__metadata__`` of a ``.safetensors`` file (reads the header, not the tensors)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            return {}
-        (n,) = struct.unpack("<Q", head)
-        if n > _MAX_HEADER:
-            return {}
-        try:
-            meta = json.loads(f.read(n)).get("__metadata__") or {}
-        except ValueError:
-            return {}
+    """Only the ``__metadata__`` of a ``.safetensors`` file (reads the header, not the tensors); empty if unreadable."""
+    try:
+        with safe_open(Path(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError):
+        return {}
     return {str(k): str(v) for k, v in meta.items()}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import struct
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -105,7 +108,7 @@ def test_unreadable_files(tmp_path):
     save_safetensors({"a": torch.zeros(1000)}, tmp_path / "full.safetensors")
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes((tmp_path / "full.safetensors").read_bytes()[:500])
-    with pytest.raises(CheckpointError, match="truncated"):
+    with pytest.raises(CheckpointError, match="cut.safetensors: not a valid safetensors file"):
         load_checkpoint(cut)
     torch.save({"epoch": 1, "lr": 0.1}, tmp_path / "nostate.pth")
     with pytest.raises(CheckpointError, match="no state dict"):
@@ -140,3 +143,49 @@ def test_convert_command(tmp_path, state):
     res = runner.invoke(cli, ["convert", str(src), str(tmp_path / "x.safetensors"), "--model", "stvun"])
     assert res.exit_code == 1 and "does not match the model" in res.output
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def _raw_safetensors(header: dict | bytes, body: bytes, length: int | None = None) -> bytes:
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(head) if length is None else length) + head + body
+
+
+@pytest.mark.parametrize(
+    "name, blob",
+    [
+        (
+            "huge-header",
+            _raw_safetensors({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4, length=2**62),
+        ),
+        ("not-json", _raw_safetensors(b"{not json at all}", b"")),
+        (
+            "past-the-end",
+            _raw_safetensors({"a": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}, b"\0" * 16),
+        ),
+        (
+            "overlap",
+            _raw_safetensors(
+                {
+                    "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                    "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+                },
+                b"\0" * 12,
+            ),
+        ),
+        ("shape-lies", _raw_safetensors({"a": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 8]}}, b"\0" * 8)),
+        ("bad-dtype", _raw_safetensors({"a": {"dtype": "Q99", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4)),
+        ("empty", b""),
+    ],
+)
+def test_damaged_or_hostile_safetensors_get_one_line(tmp_path, clips, name, blob):
+    """The safetensors library's checks turn every malformed file into one line naming it; nothing is loaded."""
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(blob)
+    with pytest.raises(CheckpointError) as err:
+        load_weights(build_model("stvun-tiny"), path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg
+    out = tmp_path / "out.mp4"
+    res = CliRunner().invoke(cli, ["upscale", str(clips["aac"]), "-o", str(out), "--weights", str(path)])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [f"error: {msg}"]
+    assert not out.exists()

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -121,6 +120,8 @@ def compress_clip(clip: torch.Tensor, crf: int) -> torch.Tensor:
     Sizes must be even (4:2:0 chroma). Real codec artefacts (blocking, ringing, smeared chroma) are what a model for
     real-world input has to learn to ignore; blur-and-noise models of them are a poor substitute.
     """
+    import av  # here, not at the top: training without compression must run where PyAV is missing (the GPU kit)
+
     t, _, h, w = clip.shape
     if h % 2 or w % 2:
         raise ValueError(f"compression needs even frame sizes, got {w}x{h}")

@@ -16,12 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from stvup.errors import InputError, UsageError
-from stvup.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames
 
 #: Folder names that hold evaluation data; training refuses them.
 TEST_SETS = frozenset({"vid4"})
 
-READ_EXTENSIONS = frozenset(VIDEO_EXTENSIONS) | {".avi", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".ts"}
+#: Containers read for training beyond those stvup writes.
+EXTRA_READ_EXTENSIONS = frozenset({".avi", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".ts"})
+
+
+def read_extensions() -> frozenset[str]:
+    """File extensions read as video. Imports the PyAV-based video package only when footage is actually read, so
+    training from already decoded clips (the GPU kit, on machines without PyAV) never needs it."""
+    from stvup.video import VIDEO_EXTENSIONS
+
+    return frozenset(VIDEO_EXTENSIONS) | EXTRA_READ_EXTENSIONS
 
 
 @dataclass
@@ -45,6 +53,9 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
     A path given explicitly that is, or lies inside, a test set is an error rather than silently skipped.
     """
+    from stvup.video import FRAME_EXTENSIONS
+
+    extensions = read_extensions()
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -58,7 +69,7 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if d.lower() not in TEST_SETS and not d.startswith("."))
             here = Path(root)
-            videos = [here / f for f in sorted(files) if Path(f).suffix.lower() in READ_EXTENSIONS]
+            videos = [here / f for f in sorted(files) if Path(f).suffix.lower() in extensions]
             found.extend(videos)
             if not videos and any(Path(f).suffix.lower() in FRAME_EXTENSIONS for f in files):
                 found.append(here)
@@ -79,6 +90,8 @@ def _shot_starts(frames: np.ndarray, factor: float = 4.0, floor: float = 12.0) -
 def load_clip(path: str | os.PathLike, max_frames: int | None = None, folder_fps: Fraction = Fraction(30)) -> Clip:
     """Decode a video or frame folder into memory (at most ``max_frames`` frames)."""
     images = []
+    from stvup.video import iter_frames
+
     with iter_frames(path, folder_fps) as stream:
         rate = stream.info.rate
         for frame in stream:

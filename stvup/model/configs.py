@@ -18,6 +18,9 @@ class STVUNConfig:
     ``scale``: spatial factor (2 or 4). ``channels``/``blocks``: encoder width and number of dense blocks (also the
     number of decoder stages). ``flow_upsample``: PWC-Net runs on the LR frames bilinearly upsampled by this factor
     (1, 2 or 4; the paper uses 4, which makes PWC-Net's 1/4-size output exactly LR size). ``pwc_*``: PWC-Net widths.
+    ``flow_scale``: PWC-Net's output times this is the flow in pixels of its input. The authors' STVUN uses 4 (their
+    output is LR pixels at ×4 input), which their weights need; PWC-Net's own pyramid warps with 20, and variants
+    trained here use 20 so that the final flow and the pyramid's coarse-to-fine warps agree.
     """
 
     name: str
@@ -30,6 +33,7 @@ class STVUNConfig:
     pwc_estimator: tuple[int, ...] = (128, 128, 96, 64, 32)
     pwc_context: tuple[int, ...] = (128, 128, 128, 96, 64, 32)
     pwc_max_displacement: int = 4
+    flow_scale: float = 4.0
     description: str = ""
 
     def __post_init__(self) -> None:

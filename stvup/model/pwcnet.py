@@ -121,7 +121,11 @@ class PWCNet(nn.Module):
             x = torch.cat((getattr(self, f"conv{level}_{i}")(x), x), 1)
         return getattr(self, f"predict_flow{level}")(x), x
 
-    def forward(self, im1: torch.Tensor, im2: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, im1: torch.Tensor, im2: torch.Tensor, pyramid: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The flow; with ``pyramid``, also the coarser levels' flows (levels 6 to 3, each ``(b, 2, H/2^l, W/2^l)``,
+        in the pyramid's own units: ×20 is input pixels), which unsupervised pre-training supervises too."""
         h, w = im1.shape[-2:]
         ph, pw = -h % 64, -w % 64
         if ph or pw:
@@ -135,7 +139,9 @@ class PWCNet(nn.Module):
 
         corr = F.leaky_relu(correlation(f1[-1], f2[-1], self.md), LEAKY_SLOPE)
         flow, x = self._estimate(LEVELS, corr)
+        coarse = []
         for level in range(LEVELS - 1, 1, -1):
+            coarse.append(flow)
             up_flow = getattr(self, f"deconv{level + 1}")(flow)
             up_feat = getattr(self, f"upfeat{level + 1}")(x)
             warped = backward_warp(f2[level - 1], up_flow * (20.0 / 2**level))
@@ -146,4 +152,5 @@ class PWCNet(nn.Module):
         flow = flow + self.dc_conv7(x)
         if ph or pw:
             flow = flow[..., : h // 4, : w // 4]
-        return flow
+            coarse = [f[..., : -(-h // 2**lv), : -(-w // 2**lv)] for f, lv in zip(coarse, range(LEVELS, 2, -1))]
+        return (flow, coarse) if pyramid else flow

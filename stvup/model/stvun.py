@@ -85,14 +85,28 @@ class STVUN(nn.Module):
 
     def estimate_flows(self, x3: torch.Tensor, x4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LR-pixel flows ``(f_3→4, f_4→3)``, each ``(b, 2, h, w)``, from PWC-Net in both directions."""
+        return self.estimate_flow_pyramid(x3, x4)[0]
+
+    def estimate_flow_pyramid(
+        self, x3: torch.Tensor, x4: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """:meth:`estimate_flows`, plus PWC-Net's coarser flows (levels 6 to 3) for multi-scale training.
+
+        Each coarse pair is in the pixels of its own level's grid (1/2^l of PWC-Net's input), so that it warps
+        frames resized to that grid, as PWC-Net's pyramid warps its features.
+        """
         fu = self.config.flow_upsample
         a, b = (self.upsample(x3, fu), self.upsample(x4, fu)) if fu > 1 else (x3, x4)
         n = x3.shape[0]
-        flows = self.pwcnet(torch.cat((a, b), 0), torch.cat((b, a), 0))
+        flows, coarse = self.pwcnet(torch.cat((a, b), 0), torch.cat((b, a), 0), pyramid=True)
+        gain = self.config.flow_scale / fu  # output units → input pixels → LR pixels
         if fu != 4:
-            # PWC-Net answers at 1/4 of its input; bring the flow to LR size and LR pixel units.
-            flows = F.interpolate(flows, size=x3.shape[-2:], mode="bilinear", align_corners=False) * (4 / fu)
-        return flows[:n], flows[n:]
+            # PWC-Net answers at 1/4 of its input; bring the flow to LR size.
+            flows = F.interpolate(flows, size=x3.shape[-2:], mode="bilinear", align_corners=False)
+        if gain != 1:
+            flows = flows * gain
+        levels = [(c[:n] * (20.0 / 2**lv), c[n:] * (20.0 / 2**lv)) for c, lv in zip(coarse, range(6, 2, -1))]
+        return (flows[:n], flows[n:]), levels
 
     def upsample_center(
         self, x3: torch.Tensor, feats3: list[torch.Tensor], fused: list[torch.Tensor]

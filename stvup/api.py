@@ -33,6 +33,8 @@ class Progress:
     frames_in: int
     total: int | None
     frames_out: int
+    precision: str = ""  # what ``precision="auto"`` chose, e.g. "bf16"
+    device: str = ""
 
 
 @dataclass
@@ -51,6 +53,8 @@ class UpscaleResult:
     skipped_streams: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     skipped: bool = False  # batch: output already complete, nothing done
+    device: str = ""
+    precision: str = ""  # the arithmetic actually used ("auto" resolved)
 
 
 @dataclass
@@ -66,7 +70,7 @@ def load_upscaler(
     *,
     model: str | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     space: int | None = None,
     tile: int | None = None,
     stream: str = "ts",
@@ -115,7 +119,7 @@ def upscale(
     model: str | None = None,
     weights: str | os.PathLike | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     tile: int | None = None,
     stream: str = "ts",
     time_mode: str = "recursive",
@@ -173,13 +177,14 @@ def upscale(
     )
     frames_in = 0
     frames_out = 0
+    chosen = (upscaler.precision, str(upscaler.device))
     with writer, iter_frames(in_path, input_fps=info.rate) as stream:
 
         def count(i: int) -> None:
             nonlocal frames_in
             frames_in = i + 1
             if progress is not None:
-                progress(Progress(in_path, frames_in, info.frame_count, frames_out))
+                progress(Progress(in_path, frames_in, info.frame_count, frames_out, *chosen))
 
         pairs = ((f.image, f.time) for f in stream)
         try:
@@ -192,7 +197,7 @@ def upscale(
             raise
         problems = list(getattr(stream, "problems", []))
     if progress is not None:
-        progress(Progress(in_path, frames_in, frames_in, frames_out))
+        progress(Progress(in_path, frames_in, frames_in, frames_out, *chosen))
     return UpscaleResult(
         input=in_path,
         output=os.fspath(out_path),
@@ -205,6 +210,8 @@ def upscale(
         seconds=_time.perf_counter() - started,
         skipped_streams=list(writer.skipped_streams),
         problems=problems,
+        device=str(upscaler.device),
+        precision=upscaler.precision,
     )
 
 
@@ -265,7 +272,7 @@ def batch(
     weights: str | os.PathLike | None = None,
     model: str | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     space: int | None = None,
     tile: int | None = None,
     stream: str = "ts",

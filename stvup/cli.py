@@ -55,7 +55,8 @@ def info(as_json: bool) -> None:
     console = Console()
     console.print(f"stvup {data['versions']['stvup']}")
     console.print(", ".join(f"{k} {v}" for k, v in data["versions"].items() if k != "stvup"))
-    console.print("devices: " + ", ".join(d["name"] for d in data["devices"]))
+    console.print("devices: " + ", ".join(f"{d['name']} (--precision auto: {d['auto_precision']})"
+                                          for d in data["devices"]))  # fmt: skip
     table = Table("model", "scale", "parameters", "description")
     for m in data["models"]:
         table.add_row(m["name"], f"×{m['scale']}", f"{m['parameters']:,}", m["description"])
@@ -141,9 +142,10 @@ def _video_options(fn):
         click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
         click.option(
             "--precision",
-            type=click.Choice(list(PRECISIONS)),
-            default="fp32",
-            help="Arithmetic precision (bf16 is fast on CPUs with AMX; fp16 needs CUDA).",
+            type=click.Choice(["auto", *PRECISIONS]),
+            default="auto",
+            help="Arithmetic precision. auto: bf16 on CPUs with AVX-512 BF16 or AMX and on recent GPUs, else fp32 "
+            "(CPU) or fp16 (older GPUs). fp16 needs CUDA.",
         ),
         click.option(
             "--tile",
@@ -200,7 +202,8 @@ def _tracker(bar, description: str):
     def update(p) -> None:
         # The task appears with the first frame, so errors found before any decoding print alone.
         if "task" not in state:
-            state["task"] = bar.add_task(description, total=None, fps="-")
+            chosen = f" ({p.precision} on {p.device})" if getattr(p, "precision", "") else ""
+            state["task"] = bar.add_task(description + chosen, total=None, fps="-")
             state["start"] = _t.perf_counter()
         elapsed = max(_t.perf_counter() - state["start"], 1e-9)
         bar.update(state["task"], completed=p.frames_in, total=p.total, fps=f"{p.frames_out / elapsed:.2f}")
@@ -213,7 +216,7 @@ def _result_dict(r) -> dict:
         "input": r.input, "output": r.output, "skipped": r.skipped, "frames_in": r.frames_in,
         "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
         "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
-        "skipped_streams": r.skipped_streams, "problems": r.problems,
+        "skipped_streams": r.skipped_streams, "problems": r.problems, "device": r.device, "precision": r.precision,
     }  # fmt: skip
 
 
@@ -255,7 +258,7 @@ def _report(results, as_json: bool, quiet: bool) -> None:
         w, h = r.output_size
         click.echo(
             f"{r.output}: {r.frames_out} frames {w}x{h} @ {r.output_rate} fps from {r.frames_in} input frames "
-            f"in {r.seconds:.1f} s",
+            f"in {r.seconds:.1f} s ({r.precision} on {r.device})",
             err=True,
         )
         for line in r.skipped_streams + r.problems:
@@ -312,7 +315,9 @@ def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, stream, ti
     help="Checkpoint; without one (and no shipped weights) the model runs with random weights.",
 )
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", help="Arithmetic precision.")
+@click.option(
+    "--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", help="Arithmetic precision (as upscale)."
+)
 @click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
 @click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -611,7 +616,12 @@ def train(
 @click.option("--crop", type=click.IntRange(min=0), default=None, help="Border pixels left out. Default: the scale.")
 @click.option("--max-frames", type=click.IntRange(min=3), default=None, help="Use at most this many frames per clip.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", help="Arithmetic precision.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", *PRECISIONS]),
+    default="fp32",
+    help="Arithmetic precision (fp32 by default, so that scores compare across machines).",
+)
 @click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
 @click.option(
     "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."

@@ -272,8 +272,8 @@ def interpolate(model: STVUN, a: np.ndarray, b: np.ndarray, t: float = 0.5, *, l
     ``lr_flows``: the frames are LR inputs, so use the model's own flow path (as in training); otherwise they are
     HR frames and PWC-Net runs on them directly, its output upsampled to their size.
     """
-    device = next(model.parameters()).device
-    x3, x4 = _to_tensor(a, device), _to_tensor(b, device)
+    param = next(model.parameters())
+    x3, x4 = _to_tensor(a, param.device).to(param.dtype), _to_tensor(b, param.device).to(param.dtype)
     h, w = x3.shape[-2:]
     m = model.size_multiple if lr_flows else 64
     ph, pw = -h % m, -w % m

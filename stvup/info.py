@@ -9,17 +9,20 @@ import torch
 from . import __version__
 from .model import MODEL_CONFIGS, STVUN
 from .model.twostream import SPATIAL_MODULES, TEMPORAL_MODULES
+from .pipeline import resolve_precision
 from .weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
 
 
 def available_devices() -> list[dict[str, str]]:
-    """CPU plus every visible CUDA device, with a short description."""
+    """CPU plus every visible CUDA device, with a short description and what ``--precision auto`` picks there."""
     cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    devices = [{"name": "cpu", "description": cpu}]
+    devices = [{"name": "cpu", "description": cpu, "auto_precision": resolve_precision("auto", torch.device("cpu"))}]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            devices.append({"name": f"cuda:{i}", "description": f"{props.name}, {props.total_memory / 2**30:.0f} GiB"})
+            auto = resolve_precision("auto", torch.device(f"cuda:{i}"))
+            devices.append({"name": f"cuda:{i}", "description": f"{props.name}, {props.total_memory / 2**30:.0f} GiB",
+                            "auto_precision": auto})  # fmt: skip
     return devices
 
 

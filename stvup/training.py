@@ -55,7 +55,7 @@ from stvup.model import STVUN, build_model
 from stvup.model.pwcnet import backward_warp
 from stvup.model.stvun import intermediate_flows
 from stvup.model.twostream import TwoStream, two_stream_name
-from stvup.pipeline import resolve_device
+from stvup.pipeline import fast_bf16, resolve_device
 from stvup.weights import atomic_target, load_weights, save_safetensors
 
 __all__ = [
@@ -198,13 +198,8 @@ class TrainResult:
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is worth it here: CUDA with bf16, or a CPU with AMX / AVX-512 BF16."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
-    return False
+    """Whether bf16 autocast is worth it here (:func:`stvup.pipeline.fast_bf16`)."""
+    return fast_bf16(device)
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

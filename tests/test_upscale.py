@@ -125,8 +125,9 @@ def test_variable_frame_rate_uses_timestamps():
 def test_tiled_matches_untiled():
     model = _tiny()
     frames = _frames(4, h=80, w=112)
-    whole = list(Upscaler(model, device="cpu").stream(frames, Fraction(25), Fraction(50)))
-    tiled = list(Upscaler(model, device="cpu", tile=48, tile_overlap=16).stream(frames, Fraction(25), Fraction(50)))
+    whole = list(Upscaler(model, device="cpu", precision="fp32").stream(frames, Fraction(25), Fraction(50)))
+    tiled = Upscaler(model, device="cpu", precision="fp32", tile=48, tile_overlap=16)
+    tiled = list(tiled.stream(frames, Fraction(25), Fraction(50)))
     for a, b in zip(whole, tiled):
         diff = a.image.astype(np.float64) - b.image.astype(np.float64)
         psnr = 10 * np.log10(255**2 / max(np.mean(diff**2), 1e-12))
@@ -137,11 +138,56 @@ def test_tiled_matches_untiled():
         assert np.max(grad_b - grad_a) < 4
 
 
+def test_batched_new_frames_match_one_at_a_time():
+    """×4 time: the three new frames of each window through the decoder as one batch, or in chunks, or one by one,
+    give the same images (fp32; batched kernels may round differently in the last bit, never by a grey level)."""
+    model = _tiny()
+    frames = _frames(4, h=32, w=48)
+    runs = {b: list(Upscaler(model, device="cpu", precision="fp32", time_batch=b).stream(frames, Fraction(25),
+                                                                                        Fraction(100)))
+            for b in (1, 2, 8)}  # fmt: skip
+    assert len(runs[1]) == 16 and [o.t_in for o in runs[1][:4]] == [0, Fraction(1, 4), Fraction(1, 2), Fraction(3, 4)]
+    for b in (2, 8):
+        for one, many in zip(runs[1], runs[b]):
+            assert one.index == many.index
+            assert np.abs(one.image.astype(int) - many.image.astype(int)).max() <= 1
+    with torch.no_grad():
+        x = [torch.rand(1, 3, 32, 48) * 2 - 1 for _ in range(7)]
+        together = model.run(x, [0.25, 0.5, 0.75])
+        alone = [model.run(x, [t]) for t in (0.25, 0.5, 0.75)]
+    for k, single in enumerate(alone):
+        torch.testing.assert_close(together.frames[1 + k], single.frames[1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(together.lr_between[k], single.lr_between[0], atol=1e-6, rtol=1e-6)
+    with pytest.raises(UsageError, match="time batch"):
+        Upscaler(model, device="cpu", time_batch=0)
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    import stvup.pipeline as pipeline
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert pipeline.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert pipeline.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert pipeline.resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert pipeline.resolve_precision("auto", cuda) == "fp16"
+    assert pipeline.resolve_precision("fp32", cuda) == "fp32"
+    with pytest.raises(UsageError, match="unknown precision"):
+        pipeline.resolve_precision("int8", cpu)
+    # The upscaler runs what was chosen.
+    up = Upscaler(_tiny(), device="cpu")
+    assert up.precision == "fp32" and up.dtype == torch.float32
+
+
 def test_space_two_from_a_four_times_model_and_bf16():
     up = Upscaler(_tiny(), device="cpu", space=2)
     outs = list(up.stream(_frames(3), Fraction(25), Fraction(25)))
     assert outs[0].image.shape == (48, 80, 3)
-    ref = list(Upscaler(_tiny(), device="cpu").stream(_frames(3), Fraction(25), Fraction(25)))
+    ref = list(Upscaler(_tiny(), device="cpu", precision="fp32").stream(_frames(3), Fraction(25), Fraction(25)))
     bf = list(Upscaler(_tiny(), device="cpu", precision="bf16").stream(_frames(3), Fraction(25), Fraction(25)))
     assert np.abs(ref[1].image.astype(int) - bf[1].image.astype(int)).mean() < 3
 
@@ -220,6 +266,10 @@ def test_cli_upscale_json_and_default_name(clips, weights, tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["output"] == str(tmp_path / "clip_stvup_x4.mp4") and data["frames_out"] == 24
+    # The default precision is auto, and the result says what it chose on this machine.
+    from stvup.pipeline import resolve_precision
+
+    assert data["device"] == "cpu" and data["precision"] == resolve_precision("auto", torch.device("cpu"))
     # Never overwrites without --overwrite.
     res = _run("upscale", src, "--weights", weights, "--quiet")
     assert res.exit_code == 1 and "exists" in res.output

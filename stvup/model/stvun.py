@@ -123,14 +123,27 @@ class STVUN(nn.Module):
         feats4: list[torch.Tensor],
         decoded: list[torch.Tensor],
         flows: tuple[torch.Tensor, torch.Tensor],
-        t: float,
+        t: float | Sequence[float],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eqs. 4, 5, 6 and 10 for one ``T_in = t``: returns ``(Ŷ_T, X̂_T)``."""
-        ft3, ft4 = intermediate_flows(*flows, t)
+        """Eqs. 4, 5, 6 and 10 for ``T_in = t``: returns ``(Ŷ_T, X̂_T)``.
+
+        ``t`` may be a list of times: they then go through the decoder as one batch (a wider batch keeps a GPU
+        busy where one time at a time would not), and the results are stacked time-major: ``(len(t)·b, …)``, rows
+        ``k·b … (k+1)·b − 1`` for ``t[k]``.
+        """
+        ts = [float(t)] if isinstance(t, (int, float)) else [float(v) for v in t]
+        n = len(ts)
+        pairs = [intermediate_flows(*flows, v) for v in ts]
+        ft3 = torch.cat([p[0] for p in pairs]) if n > 1 else pairs[0][0]
+        ft4 = torch.cat([p[1] for p in pairs]) if n > 1 else pairs[0][1]
+
+        def rep(x: torch.Tensor) -> torch.Tensor:
+            return x.repeat(n, 1, 1, 1) if n > 1 else x
+
         # Eq. 5 on every encoder level, Eq. 6 on the LR frames.
-        mid = [(backward_warp(a, ft3) + backward_warp(b, ft4)) / 2 for a, b in zip(feats3, feats4)]
-        lr_mid = (backward_warp(x3, ft3) + backward_warp(x4, ft4)) / 2
-        _, residual = self.decoder(mid, decoded)
+        mid = [(backward_warp(rep(a), ft3) + backward_warp(rep(b), ft4)) / 2 for a, b in zip(feats3, feats4)]
+        lr_mid = (backward_warp(rep(x3), ft3) + backward_warp(rep(x4), ft4)) / 2
+        _, residual = self.decoder(mid, [rep(d) for d in decoded])
         return self.upsample(lr_mid) + F.pixel_shuffle(residual, self.scale), lr_mid
 
     # -- whole network ---------------------------------------------------------------------------------------------
@@ -158,13 +171,14 @@ class STVUN(nn.Module):
                 feats[i] = [e[j * n : (j + 1) * n] for e in enc]
         x3, x4 = frames[CENTER], frames[CENTER + 1]
         center, decoded = self.upsample_center(x3, feats[CENTER], self.fuse(feats))
-        outs, lr_mids = [center], []
+        outs = [center]
         flows = self.estimate_flows(x3, x4) if len(times) else (x3.new_zeros(0), x3.new_zeros(0))
-        for t in times:
-            out, lr_mid = self.upsample_between(x3, x4, feats[CENTER], feats[CENTER + 1], decoded, flows, float(t))
-            outs.append(out)
-            lr_mids.append(lr_mid)
-        lr_between = torch.stack(lr_mids) if lr_mids else x3.new_zeros((0, *x3.shape))
+        lr_between = x3.new_zeros((0, *x3.shape))
+        if len(times):
+            # All times through the decoder in one batch; unstack into (len(times), b, …).
+            out, lr_mid = self.upsample_between(x3, x4, feats[CENTER], feats[CENTER + 1], decoded, flows, times)
+            outs.extend(out.unflatten(0, (len(times), -1)).unbind(0))
+            lr_between = lr_mid.unflatten(0, (len(times), -1))
         return STVUNOutput(torch.stack(outs), lr_between, flows)
 
     def forward(self, frames: Sequence[torch.Tensor], times: Sequence[float]) -> torch.Tensor:

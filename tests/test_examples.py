@@ -94,3 +94,15 @@ def test_two_stream_study_example(tmp_path, capsys):
     assert "| B0-espcn+dvf |" in text and "| B-espcn+dvf |" in text and "| F-espcn+dvf |" in text
     assert "| 10 % | without |" in text
     assert "| 100 % | λ = 4 |" in text and "| bicubic + blend |" in text
+
+
+def test_flow_check_scores_blending_and_each_weights(tmp_path, tiny_weights, capsys):
+    from .conftest import make_clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "a.mp4", width=64, height=48, frames=7, audio=None)
+    _load("flow_check").main(str(clips), [tiny_weights])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("frame blending: L_M ") and lines[1].startswith(f"{tiny_weights}: L_M ")
+    assert all("(3 frames)" in line for line in lines)  # 7 frames: 4 kept inputs, 3 odd targets between them

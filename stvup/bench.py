@@ -24,7 +24,7 @@ from .model import build_model
 from .pipeline import Upscaler
 from .timing import parse_time_factor
 from .video import VideoWriter, iter_frames
-from .weights import default_weights_path
+from .weights import default_weights_path, read_safetensors_metadata
 
 __all__ = ["benchmark", "parse_size", "synthetic_frames"]
 
@@ -70,7 +70,7 @@ def benchmark(
     weights: str | None = None,
     model: str | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     tile: int | None = None,
     baseline: bool = True,
 ) -> dict[str, object]:
@@ -80,14 +80,26 @@ def benchmark(
     factor = parse_time_factor(time_factor)
     if frames < 2:
         raise UsageError("--frames must be at least 2")
-    weights_path = weights or default_weights_path()
+    weights_path, why_random = weights, "no weights given or shipped"
+    if weights_path is None:
+        # The shipped weights time their own variant; another --model is timed with random weights (same speed).
+        shipped = default_weights_path()
+        shipped_model = read_safetensors_metadata(shipped).get("stvup_model") if shipped is not None else None
+        if shipped is not None and model not in (None, shipped_model):
+            why_random = f"the shipped weights are {shipped_model}, not {model}"
+        else:
+            weights_path = shipped
     if weights_path is not None:
         upscaler = load_upscaler(weights_path, model=model, device=device, precision=precision, tile=tile)
         weights_label = str(weights_path)
     else:
         torch.manual_seed(0)
-        upscaler = Upscaler(build_model(model or "stvun"), device=device, precision=precision, tile=tile)
-        weights_label = "random (speed only: no weights given or shipped)"
+        try:
+            net = build_model(model or "stvun")
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        upscaler = Upscaler(net, device=device, precision=precision, tile=tile)
+        weights_label = f"random (speed only: {why_random})"
     s = upscaler.space
     out_w, out_h = size
     if out_w % s or out_h % s:

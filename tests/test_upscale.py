@@ -357,6 +357,22 @@ def test_bench_reports_stages(weights):
     assert report["baseline"].get("frames", 0) > 0 or "error" in report["baseline"]
 
 
+def test_bench_times_the_asked_model_even_when_the_shipped_weights_are_another(monkeypatch, tmp_path):
+    import stvup.bench as bench
+
+    shipped = tmp_path / "default.safetensors"
+    save_safetensors(_tiny().state_dict(), shipped, {"stvup_model": "stvun-tiny"})
+    monkeypatch.setattr(bench, "default_weights_path", lambda: shipped)
+    report = bench.benchmark(size=(64, 32), frames=2, device="cpu", baseline=False)
+    assert report["model"] == "stvun-tiny" and report["weights"] == str(shipped)
+    res = _run("bench", "--model", "nonsense", "--size", "64x48", "--frames", "2", "--device", "cpu")
+    assert res.exit_code == 1 and "unknown model" in res.output and "Traceback" not in res.output
+    monkeypatch.setattr(bench, "build_model", lambda name: _tiny(scale=2) if name == "stvun-x2" else None)
+    report = bench.benchmark(size=(64, 32), frames=2, model="stvun-x2", device="cpu", baseline=False)
+    assert report["weights"] == "random (speed only: the shipped weights are stvun-tiny, not stvun-x2)"
+    assert report["output"].startswith("64x32")
+
+
 def test_info_lists_versions_devices_models_and_weights(weights, tmp_path, monkeypatch):
     shipped = tmp_path / "weights"
     shipped.mkdir()

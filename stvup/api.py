@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import InputError, OutputError, StvupError, UsageError
 from .model import build_model
 from .model.twostream import PREFIX, parse_two_stream_name
+from .overlap import run_overlapped
 from .pipeline import Upscaler
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, open_writer, probe
@@ -131,6 +132,7 @@ def upscale(
     overwrite: bool = False,
     upscaler: Upscaler | None = None,
     progress: Callable[[Progress], None] | None = None,
+    overlap: bool = True,
 ) -> UpscaleResult:
     """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
     ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
@@ -141,6 +143,8 @@ def upscale(
     ``upscaler`` reuses an already loaded model (see :func:`load_upscaler`); otherwise ``weights``/``model``/
     ``device``/``precision``/``space``/``tile``/``stream``/``time_mode`` build one (``model="two-stream"`` with
     a two-stream checkpoint; ``stream`` ts or st and ``time_mode`` recursive or direct only matter there).
+    Decoding and encoding run in their own threads beside the model (:mod:`stvup.overlap`); ``overlap=False``
+    runs the three one after another, with the same result.
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
@@ -187,10 +191,15 @@ def upscale(
                 progress(Progress(in_path, frames_in, info.frame_count, frames_out, *chosen))
 
         pairs = ((f.image, f.time) for f in stream)
+
+        def produced(_out) -> None:
+            nonlocal frames_out
+            frames_out += 1
+
         try:
-            for out in upscaler.stream(pairs, info.rate, rate_out, on_frame=count):
-                writer.write(out.image)
-                frames_out += 1
+            # Decoder and encoder in their own threads around the model (stvup.overlap); same frames, same order.
+            run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
+                           depth=4 if overlap else 0)  # fmt: skip
         except InputError as exc:
             if exc.path is None:  # the pipeline does not know file names
                 raise InputError(in_path, exc.cause) from None

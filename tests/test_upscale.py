@@ -353,6 +353,9 @@ def test_bench_reports_stages(weights):
     report = json.loads(res.output)
     stages = report["stages_s_per_frame"]
     assert set(stages) == {"decode", "model", "encode", "total"} and stages["total"] > 0
+    # total is the wall time of the overlapped pipeline: at least the model's busy time, never the sum of all.
+    assert stages["total"] >= stages["model"] and report["wall_over_model"] >= 1
+    assert report["precision"] in ("fp32", "bf16")
     assert report["output"].endswith("6 frames")
     assert report["baseline"].get("frames", 0) > 0 or "error" in report["baseline"]
 

@@ -90,7 +90,10 @@ def test_precomputed_features_give_the_same_result():
         feats = [model.encode(f) for f in frames]
         a = model.run(frames, [0.5], features=feats).frames
         b = model(frames, [0.5])
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # Batched and one-by-one encoding may pick different CPU kernels (summation order): the tolerance is 1 % of a
+    # grey level (outputs span [-1, 1], a level is 1/127.5), far above rounding noise on any x86 CPU (1.5e-5 seen)
+    # and far below any real difference.
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
 
 
 def test_gradients_reach_every_trainable_parameter():

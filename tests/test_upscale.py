@@ -156,8 +156,9 @@ def test_batched_new_frames_match_one_at_a_time():
         together = model.run(x, [0.25, 0.5, 0.75])
         alone = [model.run(x, [t]) for t in (0.25, 0.5, 0.75)]
     for k, single in enumerate(alone):
-        torch.testing.assert_close(together.frames[1 + k], single.frames[1], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(together.lr_between[k], single.lr_between[0], atol=1e-6, rtol=1e-6)
+        # 1 % of a grey level: batch-size-dependent kernel choices only reorder sums (see test_model).
+        torch.testing.assert_close(together.frames[1 + k], single.frames[1], atol=1e-4, rtol=0)
+        torch.testing.assert_close(together.lr_between[k], single.lr_between[0], atol=1e-4, rtol=0)
     with pytest.raises(UsageError, match="time batch"):
         Upscaler(model, device="cpu", time_batch=0)
 

@@ -1,7 +1,8 @@
 """The ``stvup`` command: a thin Click layer over the library.
 
 Every command turns :class:`~stvup.errors.StvupError` into one ``error: ...`` line on stderr and exit code 1;
-Ctrl-C exits with 130. Nothing here computes anything the library cannot do by itself.
+Ctrl-C exits with 130, SIGTERM and SIGHUP with 143 and 129 after the same cleanup. Nothing here computes anything
+the library cannot do by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from . import __version__
 from .errors import StvupError
 from .kit.cli import kit
+from .signals import Terminated, stop_on_signals
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -28,6 +30,9 @@ class StvupGroup(click.Group):
         except StvupError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except Terminated as exc:
+            click.echo(f"error: stopped by {exc}; nothing partial was left", err=True)
+            sys.exit(128 + exc.signum)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
@@ -671,8 +676,9 @@ cli.add_command(kit)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="stvup")
+    """Console-script entry point: SIGTERM and SIGHUP stop a run as Ctrl-C does (:mod:`stvup.signals`)."""
+    with stop_on_signals():
+        cli(prog_name="stvup")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Write upscaled frames as a video file (with the source's audio and subtitles) or as a folder of PNGs.
 
 Both writers take (height, width, 3) uint8 RGB frames in display order and publish their result atomically: frames go
-to a hidden temporary sibling (``.name.partial-XXXX.ext`` for a file, ``.name.partial-XXXX`` for a folder), which is
-renamed onto the final path only when :meth:`close` succeeds. Any failure, including ``KeyboardInterrupt``, inside the
+to a hidden temporary sibling (:mod:`stvup.video.partial`: ``.name.partial-PID-XXXX.ext``, or without the extension
+for a folder), which is renamed onto the final path only when :meth:`close` succeeds; the siblings that a killed run
+left behind are removed first. Any failure, including ``KeyboardInterrupt``, inside the
 ``with`` block or in ``close`` removes the temporary output and leaves an existing file at the final path untouched.
 
 Decisions worth knowing:
@@ -41,6 +42,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from stvup.errors import InputError, OutputError, StvupError, UsageError
+from stvup.video.partial import partial_prefix, remove_stale_partials
 from stvup.video.reader import _SWS_MATRIX
 
 __all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]
@@ -348,7 +350,8 @@ class FrameFolderWriter(_AtomicWriter):
 
         parent = _parent_folder(self.path)
         try:
-            self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.partial-", dir=parent)
+            remove_stale_partials(self.path, folder=True)
+            self._tmp = tempfile.mkdtemp(prefix=partial_prefix(self.path, folder=True), dir=parent)
             os.chmod(self._tmp, _default_mode(0o777))
         except OSError as exc:
             raise OutputError(self.path, f"cannot write here ({_describe(exc)})") from None
@@ -627,6 +630,9 @@ def _encoder_settings(codec: Any, crf: int | None, preset: str | None, pix_fmt: 
         elif key not in private:
             raise UsageError(f"encoder {codec.name} has no {key} setting")
         settings[key] = value
+    top = 51 + (12 if codec.name == "libx264" and av.VideoFormat(pix_fmt).components[0].bits > 8 else 0)
+    if "crf" in settings and codec.name in ("libx264", "libx265") and not 0 <= settings["crf"] <= top:
+        raise UsageError(f"--crf {settings['crf']} is out of range for {codec.name} with {pix_fmt}: use 0 to {top}")
     if codec.name in ("libx264", "libx265") and settings.get("preset") not in _X26X_PRESETS:
         # Checked here because x264/x265 print their own complaint to stderr before FFmpeg reports the failure.
         raise UsageError(
@@ -678,7 +684,8 @@ def _make_temp_file(path: str) -> str:
     parent = _parent_folder(path)
     base = Path(path)
     try:
-        handle, tmp = tempfile.mkstemp(prefix=f".{base.stem}.partial-", suffix=base.suffix, dir=parent)
+        remove_stale_partials(base)
+        handle, tmp = tempfile.mkstemp(prefix=partial_prefix(base), suffix=base.suffix, dir=parent)
     except OSError as exc:
         raise OutputError(path, f"cannot write here ({_describe(exc)})") from None
     os.close(handle)

@@ -19,8 +19,8 @@ from stvup.evaluation import degrade_frames, find_clips, interpolate, read_clip
 from stvup.metrics import psnr
 
 
+@torch.no_grad()
 def main(clip_root: str, weights: list[str], max_frames: int | None = None) -> None:
-    torch.set_grad_enabled(False)
     clips = [read_clip(p, max_frames) for p in find_clips([clip_root])]
     for name in ["frame blending", *weights]:
         model = None

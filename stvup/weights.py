@@ -86,6 +86,9 @@ def save_safetensors(
             save_file(data, tmp, metadata=meta)
         except (SafetensorError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: cannot write as safetensors ({exc})") from None
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # the library writes owner-only files; give the usual permissions
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:

@@ -43,6 +43,20 @@ class _Failure:
         self.exc = exc
 
 
+def _timed(frames: Iterable[tuple[np.ndarray, Fraction]], times: StageTimes) -> Iterator[tuple[np.ndarray, Fraction]]:
+    """``frames``, adding the time each one took to produce to the decode stage's busy time."""
+    it = iter(frames)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            times.busy["decode"] += time.perf_counter() - t0
+        yield item
+
+
 def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Puts ``item`` unless the run is stopping; False if it stopped first."""
     while not stop.is_set():
@@ -93,16 +107,8 @@ def run_overlapped(
 
     def decoder() -> None:
         try:
-            it = iter(frames)
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    item = next(it)
-                except StopIteration:
-                    break
-                finally:
-                    times.busy["decode"] += time.perf_counter() - t0
-                if not _put(inbox, item, stop):
+            for item in _timed(frames, times):
+                if stop.is_set() or not _put(inbox, item, stop):
                     return
             _put(inbox, _END, stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which re-raises it
@@ -173,21 +179,8 @@ def run_overlapped(
 def _sequential(upscaler, frames, input_rate, output_rate, write, on_frame, on_output, times, began):
     """The stages one after another in the calling thread (``depth`` 0)."""
     count = 0
-    it = iter(frames)
-
-    def inputs():
-        while True:
-            t0 = time.perf_counter()
-            try:
-                item = next(it)
-            except StopIteration:
-                return
-            finally:
-                times.busy["decode"] += time.perf_counter() - t0
-            yield item
-
     t_model = time.perf_counter()
-    for out in upscaler.stream(inputs(), input_rate, output_rate, on_frame=on_frame):
+    for out in upscaler.stream(_timed(frames, times), input_rate, output_rate, on_frame=on_frame):
         if on_output is not None:
             on_output(out)
         t0 = time.perf_counter()

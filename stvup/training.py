@@ -53,7 +53,7 @@ from stvup.losses import (
 )
 from stvup.model import STVUN, build_model
 from stvup.model.pwcnet import backward_warp
-from stvup.model.stvun import intermediate_flows
+from stvup.model.stvun import init_conv, intermediate_flows
 from stvup.model.twostream import TwoStream, two_stream_name
 from stvup.pipeline import fast_bf16, resolve_device
 from stvup.weights import atomic_target, load_weights, save_safetensors
@@ -212,14 +212,6 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         return torch.bfloat16 if bf16_supported(device) else None
     raise UsageError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-
-
-def _reset_conv(m: nn.Module) -> None:
-    """He-normal weights and zero biases for one layer, as :meth:`STVUN.reset_parameters` does."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.kaiming_normal_(m.weight, mode="fan_in")
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 def zero_heads(model: STVUN, flow_only: bool = False) -> None:
@@ -414,7 +406,7 @@ def train(
     elif config.init:
         load_weights(model, config.init)
         if config.flow_reset and not two:
-            model.pwcnet.apply(_reset_conv)
+            model.pwcnet.apply(init_conv)
             zero_heads(model, flow_only=True)
     elif config.zero_init:
         model.zero_heads() if two else zero_heads(model)

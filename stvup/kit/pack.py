@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -140,21 +141,15 @@ def build_pack(
         if target.exists():
             old = kit / f".{PACK_FOLDER}.old-{os.getpid()}"
             target.rename(old)
-            _remove_tree(old)
+            shutil.rmtree(old)
         work.rename(target)
     finally:
         if work.exists():
-            _remove_tree(work)
+            shutil.rmtree(work)
     (kit / TRAIN_SETTINGS).write_text(json.dumps(settings or {}, indent=1))
     frames = sum(f["frames"] for f in files)
     say(f"pack: {len(files)} segments, {frames} frames, {total / 1e6:.1f} MB from {len(clips)} sources")
     return PackReport(kit, len(files), frames, total, len(clips), available, time.perf_counter() - began)
-
-
-def _remove_tree(path: Path) -> None:
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
 
 
 def _decode_opencv(path: Path) -> list[np.ndarray]:

@@ -45,6 +45,14 @@ def intermediate_flows(f34: torch.Tensor, f43: torch.Tensor, t: float) -> tuple[
     return ft3, ft4
 
 
+def init_conv(m: nn.Module) -> None:
+    """He-normal (fan-in) weights and zero biases for a convolution (the authors' initialisation); others untouched."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.kaiming_normal_(m.weight, mode="fan_in")
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
 class STVUN(nn.Module):
     """STVUN for any config of :mod:`stvup.model.configs`; state-dict keys match the authors' checkpoint."""
 
@@ -63,11 +71,7 @@ class STVUN(nn.Module):
 
     def reset_parameters(self) -> None:
         """He-normal (fan-in) weights and zero biases, as in the authors' code."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        self.apply(init_conv)
 
     # -- parts -----------------------------------------------------------------------------------------------------
 

@@ -19,8 +19,10 @@ from .model import build_model
 from .model.twostream import PREFIX, parse_two_stream_name
 from .overlap import run_overlapped
 from .pipeline import Upscaler
+from .resume import SEGMENT_SECONDS, job_settings, open_output
+from .shots import DEFAULT_THRESHOLD
 from .timing import output_rate, parse_rate, parse_time_factor
-from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, open_writer, probe
+from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, probe
 from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
 
 __all__ = ["BatchResult", "Progress", "UpscaleResult", "batch", "find_inputs", "load_upscaler", "upscale"]
@@ -56,6 +58,10 @@ class UpscaleResult:
     skipped: bool = False  # batch: output already complete, nothing done
     device: str = ""
     precision: str = ""  # the arithmetic actually used ("auto" resolved)
+    cuts: list[tuple[int, float]] = field(default_factory=list)  # (input frame, seconds) where a new shot begins
+    concealed_frames: int = 0  # frames the decoder flagged as damaged and patched up (error concealment)
+    resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.resume)
+    notes: list[str] = field(default_factory=list)  # what happened to an earlier run's work (resumed, started over)
 
 
 @dataclass
@@ -133,6 +139,9 @@ def upscale(
     upscaler: Upscaler | None = None,
     progress: Callable[[Progress], None] | None = None,
     overlap: bool = True,
+    scene_threshold: float | None = DEFAULT_THRESHOLD,
+    resume: bool = True,
+    segment_seconds: float = SEGMENT_SECONDS,
 ) -> UpscaleResult:
     """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
     ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
@@ -145,13 +154,15 @@ def upscale(
     a two-stream checkpoint; ``stream`` ts or st and ``time_mode`` recursive or direct only matter there).
     Decoding and encoding run in their own threads beside the model (:mod:`stvup.overlap`); ``overlap=False``
     runs the three one after another, with the same result.
+    Hard scene cuts (:mod:`stvup.shots`) split the clip into shots that are upsampled as clips of their own;
+    ``scene_threshold`` sets how large a jump counts as a cut (larger: fewer cuts), None turns detection off.
+    A video output is written in segments of ``segment_seconds`` in a hidden work folder beside it
+    (:mod:`stvup.resume`): after an interruption the same call continues from the last complete segment, unless
+    the input or a setting changed or ``resume`` is False.
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
-    time_factor = parse_time_factor(time) if time is not None else None
-    fps_value = parse_rate(fps) if fps is not None else None
-    if time_factor is not None and fps_value is not None:
-        raise UsageError("pass either --time or --fps, not both")
+    time_factor, fps_value = _check_options(time, fps, scene_threshold)
     info = probe(in_path, input_fps=parse_rate(input_fps))
     if output is not None:
         _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
@@ -166,8 +177,13 @@ def upscale(
         _check_output(in_path, out_path, overwrite)
     rate_out = output_rate(info.rate, time_factor, fps_value)
 
-    writer = open_writer(
+    settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold)
+    writer = open_output(
         out_path,
+        input=in_path,
+        settings=settings,
+        resume=resume,
+        segment_seconds=segment_seconds,
         width=info.width * s,
         height=info.height * s,
         rate=rate_out,
@@ -179,8 +195,9 @@ def upscale(
         color=info.color,
         rotation=info.rotation,
     )
+    resumed = getattr(writer, "resumed", 0)
     frames_in = 0
-    frames_out = 0
+    frames_out = resumed
     chosen = (upscaler.precision, str(upscaler.device))
     with writer, iter_frames(in_path, input_fps=info.rate) as stream:
 
@@ -196,15 +213,23 @@ def upscale(
             nonlocal frames_out
             frames_out += 1
 
+        cuts: list[tuple[int, float]] = []
+
         try:
             # Decoder and encoder in their own threads around the model (stvup.overlap); same frames, same order.
             run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
-                           depth=4 if overlap else 0)  # fmt: skip
+                           depth=4 if overlap else 0, scene_threshold=scene_threshold, skip=resumed,
+                           on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
         except InputError as exc:
             if exc.path is None:  # the pipeline does not know file names
-                raise InputError(in_path, exc.cause) from None
+                exc = InputError(in_path, exc.cause)
+            _note_resumable(exc, writer)
+            raise exc from None
+        except BaseException as exc:
+            _note_resumable(exc, writer)
             raise
         problems = list(getattr(stream, "problems", []))
+        concealed = getattr(stream, "concealed", 0)
     if progress is not None:
         progress(Progress(in_path, frames_in, frames_in, frames_out, *chosen))
     return UpscaleResult(
@@ -219,9 +244,33 @@ def upscale(
         seconds=_time.perf_counter() - started,
         skipped_streams=list(writer.skipped_streams),
         problems=problems,
+        notes=list(getattr(writer, "notes", [])),
         device=str(upscaler.device),
         precision=upscaler.precision,
+        cuts=cuts,
+        concealed_frames=concealed,
+        resumed_frames=resumed,
     )
+
+
+def _note_resumable(exc: BaseException, writer: object) -> None:
+    """Tell the user, on the error that stopped the run, that its finished segments wait for the next run."""
+    work = getattr(writer, "work", None)
+    if work is not None and getattr(writer, "finished_frames", 0) > 0:
+        exc.add_note(f"the finished part is kept in {work}; run the same command again to resume")
+
+
+def _check_options(
+    time: str | float | Fraction | None, fps: str | float | Fraction | None, scene_threshold: object
+) -> tuple[Fraction | None, Fraction | None]:
+    """Checks the options every input of a run shares, before any work; returns the time factor and target rate."""
+    time_factor = parse_time_factor(time) if time is not None else None
+    fps_value = parse_rate(fps) if fps is not None else None
+    if time_factor is not None and fps_value is not None:
+        raise UsageError("pass either --time or --fps, not both")
+    if scene_threshold is not None and not (isinstance(scene_threshold, (int, float)) and 0 < scene_threshold <= 1):
+        raise UsageError(f"--scene-threshold must be a number in (0, 1], got {scene_threshold!r}")
+    return time_factor, fps_value
 
 
 def _check_output(in_path: str, out_path: Path, overwrite: bool) -> None:
@@ -286,6 +335,7 @@ def batch(
     tile: int | None = None,
     stream: str = "ts",
     time_mode: str = "recursive",
+    ray: str | None = None,
     **options: object,
 ) -> BatchResult:
     """Upsamples every video and frame folder in ``in_dir`` into ``out_dir`` (created if needed).
@@ -293,13 +343,18 @@ def batch(
     Outputs keep the input's name (frame folders become ``<name>.mp4``, other containers MP4 unless MKV/MOV).
     Inputs whose output already exists and is complete are skipped; a broken input is recorded in
     ``failures`` and the batch carries on. ``options`` are those of :func:`upscale` (time, fps, codec, ...).
+    ``ray``: spread the work over a Ray cluster (``"auto"``: this machine's or a new local one; or an address),
+    see :mod:`stvup.distributed`.
     """
+    if ray is not None:
+        from .distributed import batch_on_ray
+
+        return batch_on_ray(in_dir, out_dir, address=ray, overwrite=overwrite, on_start=on_start, on_done=on_done,
+                            progress=progress, weights=weights, model=model, device=device, precision=precision,
+                            space=space, tile=tile, stream=stream, time_mode=time_mode, **options)  # fmt: skip
     inputs = find_inputs(in_dir)
     # Bad options would fail every input: check them once, before any work.
-    if options.get("time") is not None:
-        parse_time_factor(options["time"])  # type: ignore[arg-type]
-    if options.get("fps") is not None:
-        parse_rate(options["fps"])  # type: ignore[arg-type]
+    _check_options(options.get("time"), options.get("fps"), options.get("scene_threshold", DEFAULT_THRESHOLD))
     out_root = Path(out_dir)
     try:
         out_root.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import click
 from . import __version__
 from .errors import StvupError
 from .kit.cli import kit
+from .shots import DEFAULT_THRESHOLD
 from .signals import Terminated, stop_on_signals
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -28,14 +29,19 @@ class StvupGroup(click.Group):
         try:
             return super().invoke(ctx)
         except StvupError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            _fail(f"error: {exc}", exc, 1)
         except Terminated as exc:
-            click.echo(f"error: stopped by {exc}; nothing partial was left", err=True)
-            sys.exit(128 + exc.signum)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
+            _fail(f"error: stopped by {exc}; nothing partial was left", exc, 128 + exc.signum)
+        except KeyboardInterrupt as exc:
+            _fail("error: interrupted", exc, 130)
+
+
+def _fail(message: str, exc: BaseException, code: int) -> None:
+    """The one error line, then any note the library added (e.g. where the finished part waits), then exit."""
+    click.echo(message, err=True)
+    for note in getattr(exc, "__notes__", []):
+        click.echo(f"  {note}", err=True)
+    sys.exit(code)
 
 
 @click.group(cls=StvupGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -111,7 +117,6 @@ def _video_options(fn):
         ),
         click.option(
             "--time",
-            "time_",
             default=None,
             metavar="K",
             help="Frame-rate factor: integer or rational (2, 4, 2.5, 5/2). Default 1 (space only).",
@@ -119,7 +124,6 @@ def _video_options(fn):
         click.option("--fps", default=None, metavar="F", help="Target frame rate instead of --time (60, 60000/1001)."),
         click.option(
             "--model",
-            "model_name",
             default=None,
             help="Model variant (see `stvup info`); `two-stream` for a two-stream checkpoint. Default: read from "
             "the weights.",
@@ -164,6 +168,26 @@ def _video_options(fn):
         click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
         click.option("--pix-fmt", default=None, help="Output pixel format (default: the codec's, e.g. yuv420p)."),
         click.option("--input-fps", default="25", help="Frame rate of frame-folder inputs."),
+        click.option(
+            "--scene-threshold",
+            type=click.FloatRange(min=0, max=1, min_open=True),
+            default=DEFAULT_THRESHOLD,
+            help="Scene-cut detection: the share of the colour histogram (0-1) that must change at a hard cut; larger "
+            "finds fewer cuts. Each shot is upsampled on its own; nothing is interpolated across a cut.",
+        ),
+        click.option("--no-scene-detect", is_flag=True, help="Treat the whole input as one shot."),
+        click.option(
+            "--no-resume",
+            is_flag=True,
+            help="Start over even if an interrupted run of the same job left finished segments beside the output.",
+        ),
+        click.option(
+            "--segment-seconds",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Video outputs are written in segments of this length (default: 4), so that an interrupted run "
+            "can resume where it stopped.",
+        ),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
@@ -222,7 +246,21 @@ def _result_dict(r) -> dict:
         "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
         "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
         "skipped_streams": r.skipped_streams, "problems": r.problems, "device": r.device, "precision": r.precision,
+        "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts], "concealed_frames": r.concealed_frames,
+        "resumed_frames": r.resumed_frames, "notes": r.notes,
     }  # fmt: skip
+
+
+def _api_options(options: dict) -> dict:
+    """The shared video options as keyword arguments of :func:`stvup.upscale` / :func:`stvup.batch`."""
+    options = dict(options)
+    options["space"] = int(options["space"]) if options["space"] else None
+    if options.pop("no_scene_detect"):
+        options["scene_threshold"] = None
+    options["resume"] = not options.pop("no_resume")
+    if options["segment_seconds"] is None:
+        del options["segment_seconds"]  # the library's default (stvup.resume imports PyAV; this module must not)
+    return options
 
 
 @cli.command()
@@ -235,18 +273,12 @@ def _result_dict(r) -> dict:
     help="Output video, or a folder for PNG frames. Default: INPUT_stvup_xS.mp4 beside INPUT.",
 )
 @_video_options
-def upscale(input_path: Path, output: Path | None, space, time_, fps, model_name, stream, time_mode, weights, device,
-            precision, tile, codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
+def upscale(input_path: Path, output: Path | None, quiet: bool, as_json: bool, **options) -> None:
     """Upsample INPUT (a video or a folder of numbered frames) in space and time."""
     from .api import upscale as run
 
     with _progress_bar(quiet or as_json) as bar:
-        result = run(
-            input_path, output, space=int(space) if space else None, time=time_, fps=fps, model=model_name,
-            weights=weights, device=device, precision=precision, tile=tile, stream=stream, time_mode=time_mode,
-            codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, input_fps=input_fps, overwrite=overwrite,
-            progress=_tracker(bar, input_path.name),
-        )  # fmt: skip
+        result = run(input_path, output, progress=_tracker(bar, input_path.name), **_api_options(options))
     _report([result], as_json, quiet)
 
 
@@ -266,6 +298,12 @@ def _report(results, as_json: bool, quiet: bool) -> None:
             f"in {r.seconds:.1f} s ({r.precision} on {r.device})",
             err=True,
         )
+        for line in r.notes:
+            click.echo(f"  {line}", err=True)
+        if r.cuts:
+            shown = ", ".join(f"{t:.2f} s" for _, t in r.cuts[:8]) + (", ..." if len(r.cuts) > 8 else "")
+            click.echo(f"  {len(r.cuts)} scene cut{'s' * (len(r.cuts) > 1)}, each shot upsampled alone: {shown}",
+                       err=True)  # fmt: skip
         for line in r.skipped_streams + r.problems:
             click.echo(f"  warning: {line}", err=True)
 
@@ -274,8 +312,16 @@ def _report(results, as_json: bool, quiet: bool) -> None:
 @click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @_video_options
-def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, stream, time_mode, weights, device, precision,
-          tile, codec, crf, preset, pix_fmt, input_fps, overwrite, quiet, as_json) -> None:  # fmt: skip
+@click.option(
+    "--ray",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Spread the work over a Ray cluster: this machine's (or a new local one) without ADDRESS, else the one at "
+    "ADDRESS (ray://host:10001). Long videos are split into parts. Needs pip install 'stvup[ray]'.",
+)
+def batch(in_dir: Path, out_dir: Path, quiet: bool, as_json: bool, **options) -> None:
     """Upsample every video and frame folder in IN_DIR into OUT_DIR; skips finished ones, carries on past errors."""
     from .api import batch as run
 
@@ -288,12 +334,7 @@ def batch(in_dir: Path, out_dir: Path, space, time_, fps, model_name, stream, ti
         def progress(p) -> None:
             state["update"](p)
 
-        result = run(
-            in_dir, out_dir, overwrite=overwrite, on_start=on_start, progress=progress, weights=weights,
-            model=model_name, device=device, precision=precision, space=int(space) if space else None, tile=tile,
-            stream=stream, time_mode=time_mode, time=time_, fps=fps, codec=codec, crf=crf, preset=preset,
-            pix_fmt=pix_fmt, input_fps=input_fps,
-        )  # fmt: skip
+        result = run(in_dir, out_dir, on_start=on_start, progress=progress, **_api_options(options))
     if as_json:
         click.echo(json.dumps({"results": [_result_dict(r) for r in result.results], "failures": result.failures}))
     else:

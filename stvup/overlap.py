@@ -88,6 +88,7 @@ def run_overlapped(
     on_frame: Callable[[int], None] | None = None,
     on_output: Callable[[OutputFrame], None] | None = None,
     depth: int = 4,
+    **stream_options: object,
 ) -> tuple[int, StageTimes]:
     """Upsamples ``frames`` and passes each output image to ``write``, the three stages overlapped.
 
@@ -95,11 +96,15 @@ def run_overlapped(
     so neither may be used by the caller meanwhile. ``on_frame(i)`` (input frame i consumed) and ``on_output``
     run in the calling thread. Returns the number of output frames and the stage times. ``depth`` 0 runs the
     stages one after another in the calling thread (the reference the overlapped run must equal).
+    ``stream_options`` go to :meth:`~stvup.pipeline.Upscaler.stream` (``scene_threshold``, ``on_cut``; the
+    callback runs in the calling thread).
     """
     times = StageTimes()
     began = time.perf_counter()
     if depth <= 0:
-        return _sequential(upscaler, frames, input_rate, output_rate, write, on_frame, on_output, times, began)
+        frames = _timed(frames, times)
+        return _sequential(upscaler.stream(frames, input_rate, output_rate, on_frame, **stream_options), write,
+                           on_output, times, began)  # fmt: skip
     stop = threading.Event()
     inbox: queue.Queue = queue.Queue(maxsize=depth)
     outbox: queue.Queue = queue.Queue(maxsize=depth)
@@ -149,7 +154,7 @@ def run_overlapped(
     count = 0
     model_start = time.perf_counter()
     try:
-        for out in upscaler.stream(inputs(), input_rate, output_rate, on_frame=on_frame):
+        for out in upscaler.stream(inputs(), input_rate, output_rate, on_frame, **stream_options):
             if on_output is not None:
                 on_output(out)
             t0 = time.perf_counter()
@@ -176,11 +181,11 @@ def run_overlapped(
     return count, times
 
 
-def _sequential(upscaler, frames, input_rate, output_rate, write, on_frame, on_output, times, began):
+def _sequential(outputs, write, on_output, times, began):
     """The stages one after another in the calling thread (``depth`` 0)."""
     count = 0
     t_model = time.perf_counter()
-    for out in upscaler.stream(_timed(frames, times), input_rate, output_rate, on_frame=on_frame):
+    for out in outputs:
         if on_output is not None:
             on_output(out)
         t0 = time.perf_counter()

@@ -10,12 +10,17 @@ A two-stream network (:class:`~stvup.model.TwoStream`) runs through the same str
 window's frames 3 and 4; its kept frames are ``f_S`` of the inputs (cached like encoder features, so each frame is
 upsampled once) and its new frames come from the chosen stream and time mode.
 
+Hard scene cuts (:mod:`stvup.shots`) split the stream into shots, and each shot is treated as a clip of its own:
+its windows mirror at the shot's first and last frames, and the output times between the last frame of one shot and
+the first of the next copy whichever of the two is nearer, so nothing is fused or interpolated across a cut.
+
 Large frames can be split into overlapping tiles (``tile``), the same tiling for all seven frames of a window; the
 tiles' outputs are blended with linear ramps across the overlaps, so there are no seams.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +32,7 @@ import torch.nn.functional as F
 from .errors import InputError, UsageError
 from .model import STVUN, TwoStream
 from .model.twostream import STREAMS, TIME_MODES
+from .shots import DEFAULT_THRESHOLD, ShotDetector
 from .timing import times_in_interval
 
 __all__ = ["PRECISIONS", "OutputFrame", "Upscaler", "fast_bf16", "resolve_device", "resolve_precision"]
@@ -170,6 +176,21 @@ class Upscaler:
         self.tile = None if tile is None else -(-tile // m) * m
         self.overlap = -(-tile_overlap // m) * m
 
+    def fingerprint(self) -> str:
+        """A hash of everything here that shapes the output pictures: the weights as they run (values and
+        precision), device kind, scale, tiling and two-stream choices. A resumed run reuses frames only if it
+        matches (:mod:`stvup.resume`)."""
+        if getattr(self, "_fingerprint", None) is None:
+            digest = hashlib.sha256()
+            settings = (type(self.model).__name__, self.device.type, self.precision, self.space, self.tile,
+                        self.overlap, self.stream_name, self.time_mode)  # fmt: skip
+            digest.update(repr(settings).encode())
+            for key, tensor in self.model.state_dict().items():
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
     # -- tensors ---------------------------------------------------------------------------------------------------
 
     def _prepare(self, image: np.ndarray) -> torch.Tensor:
@@ -280,28 +301,63 @@ class Upscaler:
         input_rate: Fraction,
         output_rate: Fraction,
         on_frame: Callable[[int], None] | None = None,
+        *,
+        scene_threshold: float | None = DEFAULT_THRESHOLD,
+        on_cut: Callable[[int, Fraction], None] | None = None,
+        skip: int = 0,
+        stop: int | None = None,
     ) -> Iterator[OutputFrame]:
         """Upsamples ``(image, time)`` pairs (time in seconds from the first frame) into output frames in order.
 
         Output frame j has time ``j / output_rate``; those between input frames i and i+1 come from window i. After
         the last input frame, its window covers one nominal frame period (``1 / input_rate``), so N frames at an
         integer factor K give N×K frames. ``on_frame(i)`` is called after input frame i has been consumed.
+
+        ``scene_threshold`` (None: no detection) finds hard cuts (:class:`~stvup.shots.ShotDetector`); each shot is
+        upsampled as a clip of its own, and ``on_cut(i, time)`` is called when input frame i begins a new shot.
+
+        ``skip``: output frames before this one are not made (a resumed run, :mod:`stvup.resume`); every frame still
+        passes through the scene-cut detector, and the frames that are made equal those of a run from the start.
+        ``stop``: the stream ends before output frame ``stop`` (one part of a video split across machines).
         """
+        detect = ShotDetector(scene_threshold) if scene_threshold is not None else None
         buf: dict[int, tuple[torch.Tensor, Fraction]] = {}
         cache: dict[tuple[int, int], list[torch.Tensor]] = {}
+        starts = [0]  # first frames of the shots found so far
+        carried: list[int] = []  # output frames after a cut that copy the next shot's first frame
+        ended = False  # ``stop`` reached
         size: tuple[int, int] | None = None
         n = 0
         done = 0  # next window to process
 
+        def shot(i: int, count: int) -> tuple[int, int]:
+            """First frame and end (exclusive) of frame i's shot, as far as known (window i only needs i ± 3)."""
+            first = max(s for s in starts if s <= i)
+            end = min([s for s in starts if s > i] + [count])
+            return first, end
+
         def run(i: int, total: int | None) -> Iterator[OutputFrame]:
+            nonlocal carried, ended
             count = total if total is not None else n
             t0 = buf[i][1]
             t1 = buf[i + 1][1] if i + 1 < count else t0 + 1 / input_rate
             t1 = max(t1, t0 + Fraction(1, 10**6))  # defend against repeated timestamps
-            wanted = times_in_interval(t0, t1, output_rate)
+            wanted = [(j, Fraction(0)) for j in carried] + times_in_interval(t0, t1, output_rate)
+            carried = []
+            if i + 1 in starts:
+                # The interval spans a cut: each time takes the nearer of frame i and frame i + 1 (whose window
+                # runs next), never a blend of the two shots.
+                carried = [j for j, t in wanted if t > 0 and 2 * t > 1]
+                wanted = [(j, Fraction(0)) for j, t in wanted if not (t > 0 and 2 * t > 1)]
+            if stop is not None and any(j >= stop for j, _ in wanted):
+                ended = True
+                wanted = [(j, t) for j, t in wanted if j < stop]
+            wanted = [(j, t) for j, t in wanted if j >= skip]
             if wanted:
-                # Before the end is known, i + 3 < n: only the start can need mirroring, within the frames read.
-                ids = [reflect(i + d, count) for d in range(-HALF, HALF + 1)]
+                # Window i mirrors at its shot's ends; before the clip's end is known, i + 3 < n, so every frame it
+                # needs (and every cut among them) has been read.
+                first, end = shot(i, count)
+                ids = [first + reflect(i + d - first, end - first) for d in range(-HALF, HALF + 1)]
                 outs = self._window([buf[j][0] for j in ids], ids, cache, [float(t) for _, t in wanted])
                 for (j, t), y in zip(wanted, outs):
                     yield OutputFrame(j, self._finish(y, *size), i, t)
@@ -316,17 +372,23 @@ class Upscaler:
             elif image.shape[:2] != size:
                 got, want = f"{image.shape[1]}x{image.shape[0]}", f"{size[1]}x{size[0]}"
                 raise InputError(None, f"frame {n} is {got}, not {want} like frame 0")
+            if detect is not None and detect(image):
+                starts.append(n)
+                if on_cut is not None:
+                    on_cut(n, Fraction(time))
             buf[n] = (self._prepare(image), Fraction(time))
             n += 1
             if on_frame is not None:
                 on_frame(n - 1)
             # Window i needs frames up to i + 3 (and i + 1 for its end time); before the clip's end is known,
             # mirrored indices are only needed at the start, where they point at frames already read.
-            while done + HALF < n:
+            while done + HALF < n and not ended:
                 yield from run(done, None)
                 done += 1
+            if ended:
+                return
         if n < 2:
             raise InputError(None, f"has {n} frame{'s' * (n != 1)}; at least 2 are needed")
-        while done < n:
+        while done < n and not ended:
             yield from run(done, n)
             done += 1

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from stvup.data import Clip, Degradation, Sampler, compress_clip, duf_downsample, find_sources, gaussian_kernel
-from stvup.data.sources import _shot_starts
 from stvup.errors import UsageError
 from stvup.metrics import psnr
+from stvup.shots import shot_starts
 
 from .conftest import DATA
 
@@ -132,7 +132,7 @@ def test_sampler_skips_sources_that_cannot_give_a_sample():
 def test_shot_cuts_split_windows():
     frames = np.concatenate([np.full((20, 16, 16, 3), 40, np.uint8), np.full((20, 16, 16, 3), 200, np.uint8)])
     frames[:, :, :8] += np.arange(40, dtype=np.uint8)[:, None, None, None] // 4  # gentle motion everywhere
-    clip = Clip("cut", frames, Fraction(25), _shot_starts(frames))
+    clip = Clip("cut", frames, Fraction(25), shot_starts(frames))
     assert clip.shot_starts == [0, 20]
     starts = clip.windows(13)
     assert all(s + 13 <= 20 or s >= 20 for s in starts) and len(starts) == 16

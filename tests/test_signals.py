@@ -33,7 +33,8 @@ def _start(src: Path, out: Path, weights_path: Path) -> subprocess.Popen:
 
 
 def _partials(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
+    """Temporary files here and in the output's hidden work folder (stvup.resume), as paths relative to ``folder``."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*") if ".partial-" in p.name)
 
 
 def _wait_for_partial(proc: subprocess.Popen, folder: Path) -> None:
@@ -63,12 +64,13 @@ def test_a_killed_runs_partial_file_is_removed_by_the_next_run(tmp_path, slow_cl
     _wait_for_partial(proc, tmp_path)
     proc.kill()  # SIGKILL: no cleanup possible
     proc.communicate(timeout=60)
-    left = _partials(tmp_path)
-    assert len(left) == 1 and left[0].startswith(f".out.partial-{proc.pid}-")
+    left = _partials(tmp_path)  # the segment being written, in the work folder
+    assert len(left) == 1 and left[0].startswith(f".out.mp4.stvup-work/.000000.partial-{proc.pid}-"), left
     again = _start(slow_clip, out, weights)
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     assert _partials(tmp_path) == [] and probe(out).frame_count == 120
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # the work folder is gone too
 
 
 def test_only_dead_processes_partials_are_removed(tmp_path):

@@ -21,7 +21,7 @@ from stvup.video import (
     probe,
 )
 
-from .conftest import CLIP_H, CLIP_N, CLIP_W, DATA, pattern
+from .conftest import CLIP_H, CLIP_N, CLIP_W, DATA, make_clip, pattern
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared sample videos not available")
 
@@ -115,6 +115,25 @@ def test_truncated_tail_stops_at_last_good_frame(clips):
     frames = iter_frames(clips["tail_cut"])
     count = sum(1 for _ in frames)
     assert 0 < count < full
+
+
+def test_concealed_decoding_errors_are_counted(tmp_path):
+    """Damaged packets that FFmpeg patches up (error concealment) decode, and are counted and reported."""
+    clean = make_clip(tmp_path / "clean.mp4", width=160, height=96, frames=50, audio=None)
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in rng.integers(len(data) // 3, 2 * len(data) // 3, 40):
+        data[i] ^= 0xFF
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with iter_frames(clean) as stream:
+        assert sum(1 for _ in stream) == 50 and stream.concealed == 0 and stream.problems == []
+    with iter_frames(bad) as stream:
+        count = sum(1 for _ in stream)
+    assert count > 40 and stream.concealed > 0
+    assert any(
+        f"{stream.concealed} frame(s) were damaged and decoded with concealed errors" in p for p in stream.problems
+    )
 
 
 def test_natural_order_frame_folder(tmp_path):

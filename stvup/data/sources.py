@@ -1,7 +1,7 @@
 """Training footage: videos and frame folders decoded once into memory, split at scene cuts.
 
 Samples need 6·stride + 1 consecutive source frames of one shot, so every source is decoded in full (as 8-bit RGB,
-which is what it holds anyway) and cut into shots where consecutive frames differ far more than usual. Folders named
+which is what it holds anyway) and cut into shots at hard cuts (:mod:`stvup.shots`, as when upscaling). Folders named
 like a test set (``vid4``) are never used for training: scores on them would mean nothing afterwards.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stvup.errors import InputError, UsageError
+from stvup.shots import shot_starts
 
 #: Folder names that hold evaluation data; training refuses them.
 TEST_SETS = frozenset({"vid4"})
@@ -76,17 +77,6 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def _shot_starts(frames: np.ndarray, factor: float = 4.0, floor: float = 12.0) -> list[int]:
-    """Frame indices where a new shot begins: a jump in mean absolute difference far above the clip's usual one."""
-    if len(frames) < 2:
-        return [0]
-    small = frames[:, ::8, ::8].astype(np.float32)
-    diff = np.abs(small[1:] - small[:-1]).mean(axis=(1, 2, 3))
-    typical = float(np.median(diff))
-    cuts = np.nonzero(diff > max(floor, factor * typical))[0] + 1
-    return [0, *cuts.tolist()]
-
-
 def load_clip(path: str | os.PathLike, max_frames: int | None = None, folder_fps: Fraction = Fraction(30)) -> Clip:
     """Decode a video or frame folder into memory (at most ``max_frames`` frames)."""
     images = []
@@ -99,7 +89,7 @@ def load_clip(path: str | os.PathLike, max_frames: int | None = None, folder_fps
             if max_frames is not None and len(images) >= max_frames:
                 break
     frames = np.stack(images)
-    return Clip(str(path), frames, Fraction(rate), _shot_starts(frames))
+    return Clip(str(path), frames, Fraction(rate), shot_starts(frames))
 
 
 def load_clips(

@@ -137,14 +137,15 @@ class FrameStream(Iterator[DecodedFrame]):
     """Iterator over the frames of one input, returned by :func:`iter_frames`.
 
     It decodes lazily, one frame at a time, so memory does not grow with the length of the video. ``problems``
-    collects one line per recoverable defect met so far (skipped packets, truncated tail) so callers can warn the
-    user; the library itself never prints. Use it as a context manager, or call :meth:`close`, to release the file
-    early when not iterating to the end.
+    collects one line per recoverable defect met so far (skipped packets, concealed errors, truncated tail) so
+    callers can warn the user; the library itself never prints. Use it as a context manager, or call
+    :meth:`close`, to release the file early when not iterating to the end.
     """
 
     path: str
     info: VideoInfo
     problems: list[str] = field(default_factory=list)
+    concealed: int = 0  # frames the decoder flagged corrupt: damaged packets patched up by error concealment
     _frames: Generator[DecodedFrame, None, None] | None = field(default=None, repr=False)
 
     def __iter__(self) -> FrameStream:
@@ -209,7 +210,7 @@ def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> 
     if info.kind == "frames":
         stream._frames = _iter_folder(path_str, info)
     else:
-        stream._frames = _iter_container(path_str, info, stream.problems)
+        stream._frames = _iter_container(path_str, info, stream)
     return stream
 
 
@@ -416,7 +417,7 @@ def _safe_decode(stream: Any, packet: Any) -> list:
         return []
 
 
-def _iter_container(path: str, info: VideoInfo, problems: list[str]) -> Generator[DecodedFrame, None, None]:
+def _iter_container(path: str, info: VideoInfo, report: FrameStream) -> Generator[DecodedFrame, None, None]:
     container = _open_input(path)
     try:
         stream = _video_stream(path, container)
@@ -425,7 +426,7 @@ def _iter_container(path: str, info: VideoInfo, problems: list[str]) -> Generato
         convert = _RgbConverter(info.color)
         lookahead: list[Any] = []
         index = 0
-        for frame in _decode_all(container, stream, problems):
+        for frame in _decode_all(container, stream, report):
             if not clock.decided:
                 lookahead.append(frame)
                 if len(lookahead) < _TIMESTAMP_LOOKAHEAD:
@@ -446,8 +447,13 @@ def _iter_container(path: str, info: VideoInfo, problems: list[str]) -> Generato
         container.close()
 
 
-def _decode_all(container: Any, stream: Any, problems: list[str]) -> Iterator[Any]:
-    """Yield decoded frames, skipping packets the decoder rejects and stopping cleanly at a damaged tail."""
+def _decode_all(container: Any, stream: Any, report: FrameStream) -> Iterator[Any]:
+    """Yield decoded frames, skipping packets the decoder rejects and stopping cleanly at a damaged tail.
+
+    Frames that decode with concealed errors (FFmpeg's corrupt flag: part of the picture was patched up from its
+    neighbours) are kept, as players show them, and counted in ``report.concealed``.
+    """
+    problems = report.problems
     skipped = 0
     decoded = 0
     try:
@@ -459,6 +465,7 @@ def _decode_all(container: Any, stream: Any, problems: list[str]) -> Iterator[An
                 continue
             for frame in frames:
                 decoded += 1
+                report.concealed += frame.is_corrupt
                 yield frame
     except av.error.FFmpegError as exc:
         problems.append(f"input is damaged or truncated after frame {decoded} ({_describe(exc)}); stopped there")
@@ -466,6 +473,8 @@ def _decode_all(container: Any, stream: Any, problems: list[str]) -> Iterator[An
             yield frame
     if skipped:
         problems.append(f"skipped {skipped} video packet(s) that could not be decoded")
+    if report.concealed:
+        problems.append(f"{report.concealed} frame(s) were damaged and decoded with concealed errors; check them")
 
 
 class _Clock:

@@ -1,0 +1,355 @@
+"""``stvup batch --ray``: a batch spread over a Ray cluster (or the cores of one machine).
+
+Every video is cut into parts of whole output segments (:mod:`stvup.resume`), and the parts of all videos are
+handed to a pool of Ray actors, each holding one model: one actor per GPU where the cluster has GPUs, else one per
+CPU core (a single PyTorch thread each, which is faster than threads fighting over cores). A part decodes its video
+from the start but runs the model only for its own output frames (``Upscaler.stream(skip=, stop=)``), so every
+window sees the same 7 frames and the same scene cuts as in one process: the joined video equals a single-process
+run, segment for segment. Parts write their segments into the output's work folder and the driver journals them as
+they come back, so an interrupted ``--ray`` batch resumes like any other run, and joins each video with its audio
+and subtitles once all its parts are in.
+
+A part that fails (an error, or a worker or machine lost) is tried again up to ``retries`` times; a video whose part
+still fails is reported like any batch failure and the batch goes on. Inputs and outputs must be on storage that
+every node sees (one machine, or a shared file system). Ray is an optional extra: ``pip install 'stvup[ray]'``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .errors import StvupError, UsageError
+from .shots import DEFAULT_THRESHOLD
+
+__all__ = ["batch_on_ray"]
+
+_POLL = 0.2  # seconds between looks at finished parts and progress
+
+
+@dataclass
+class _Part:
+    video: int
+    start: int  # first output frame (a segment boundary)
+    stop: int | None  # output frame it ends before; None: the end of the video
+    tries: int = 0
+
+
+@dataclass
+class _Video:
+    src: Path
+    dst: Path
+    info: Any
+    job: Any
+    rate_out: Fraction
+    writer_options: dict[str, Any]
+    parts_left: int = 0
+    parts: int = 0
+    done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
+    resumed: int = 0
+    report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
+    failed: str | None = None
+    began: float = field(default_factory=time.perf_counter)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray, an optional extra: pip install 'stvup[ray]'") from None
+    return ray
+
+
+class _Worker:
+    """One model on one GPU or CPU core; runs parts. Defined as a Ray actor class by :func:`_actor_class`."""
+
+    def __init__(self, state: dict, name: str, options: dict[str, Any], threads: int | None) -> None:
+        import torch
+
+        from .model import build_model
+        from .pipeline import Upscaler
+        from .weights import load_weights
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        net = build_model(name)
+        load_weights(net, state)
+        self.upscaler = Upscaler(net, **options)
+
+    def describe(self) -> dict[str, Any]:
+        """What the pipeline is here: its fingerprint (for the journal), precision, device and spatial factor."""
+        up = self.upscaler
+        return {"fingerprint": up.fingerprint(), "precision": up.precision, "device": str(up.device), "space": up.space}
+
+    def run_part(self, key: tuple[int, int], src: str, input_fps: Fraction, work: str, suffix: str,
+                 segment_frames: int, start: int, stop: int | None, rate_out: Fraction, writer_options: dict,
+                 scene_threshold: float | None, progress: Any) -> dict[str, Any]:  # fmt: skip
+        """Makes output frames ``[start, stop)`` of ``src`` as segments in ``work``; returns them and what it saw."""
+        from .resume import SegmentSink
+        from .video import iter_frames
+
+        records: list[dict[str, Any]] = []
+        sink = SegmentSink(Path(work), suffix, segment_frames, start, writer_options, records.append)
+        cuts: list[tuple[int, float]] = []
+        seen = [0]
+        made = 0
+        try:
+            with iter_frames(src, input_fps=input_fps) as stream:
+                pairs = ((f.image, f.time) for f in stream)
+                outputs = self.upscaler.stream(pairs, stream.info.rate, rate_out, lambda i: seen.__setitem__(0, i + 1),
+                                               scene_threshold=scene_threshold, skip=start, stop=stop,
+                                               on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
+                for out in outputs:
+                    sink.write(out.image)
+                    made += 1
+                    if made % 4 == 0:
+                        progress.put_nowait((key, made))
+                sink.finish()
+                problems, concealed = list(stream.problems), stream.concealed
+        except BaseException:
+            sink.abort()
+            raise
+        progress.put_nowait((key, made))
+        return {"segments": records, "cuts": cuts, "problems": problems, "concealed": concealed,
+                "frames_in": seen[0]}  # fmt: skip
+
+
+def _actor_class(ray: Any, gpu: bool) -> Any:
+    resources = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": 1}
+    return ray.remote(max_restarts=2, **resources)(_Worker)
+
+
+def batch_on_ray(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    address: str | None = None,
+    overwrite: bool = False,
+    on_start: Callable[[Path, Path], None] | None = None,
+    on_done: Callable[[Any, str | None], None] | None = None,
+    progress: Callable[[Any], None] | None = None,
+    weights: str | os.PathLike | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    space: int | None = None,
+    tile: int | None = None,
+    stream: str = "ts",
+    time_mode: str = "recursive",
+    workers: int | None = None,
+    retries: int = 2,
+    time: str | float | Fraction | None = None,
+    fps: str | float | Fraction | None = None,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    input_fps: str | float | Fraction = 25,
+    scene_threshold: float | None = DEFAULT_THRESHOLD,
+    resume: bool = True,
+    segment_seconds: float | None = None,
+) -> Any:
+    """:func:`stvup.batch` on Ray: the same inputs, outputs, options and result, the work spread over ``workers``
+    actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
+    (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
+    local one. ``retries``: further tries of a failed part."""
+    from .api import BatchResult, Progress, UpscaleResult, _check_options, _complete, find_inputs
+    from .resume import SEGMENT_SECONDS, Job, job_identity, job_settings, segment_length
+    from .timing import output_rate, parse_rate
+    from .video import probe
+    from .weights import checkpoint_model_name, default_weights_path, load_checkpoint
+
+    ray = _import_ray()
+    inputs = find_inputs(in_dir)
+    factor, fps_value = _check_options(time, fps, scene_threshold)
+    threshold = scene_threshold
+    seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
+    out_root = Path(out_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    path = weights if weights is not None else default_weights_path()
+    if path is None:
+        raise UsageError("no weights: pass --weights PATH")
+    state = load_checkpoint(path)
+    name = model or checkpoint_model_name(path, state)
+
+    if not ray.is_initialized():
+        ray.init(address=None if address in (None, "", "auto") and not os.environ.get("RAY_ADDRESS") else address,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)  # fmt: skip
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
+    options = {"device": "cuda" if gpus else device, "precision": precision, "space": space, "tile": tile,
+               "stream": stream, "time_mode": time_mode}  # fmt: skip
+    Actor = _actor_class(ray, gpus > 0)
+    state_ref = ray.put(state)
+    pool = [Actor.remote(state_ref, name, options, None if gpus else 1) for _ in range(count)]
+    try:
+        described = ray.get(pool[0].describe.remote())
+    except ray.exceptions.RayError as exc:
+        raise UsageError(f"the model could not be set up on the cluster ({_cause(exc)})") from None
+    fingerprint, scale = described["fingerprint"], described["space"]
+    chosen_precision, chosen_device = described["precision"], described["device"]
+    from ray.util.queue import Queue
+
+    queue = Queue()
+    result = BatchResult()
+    videos: list[_Video] = []
+    todo: list[_Part] = []
+
+    def fail(v: _Video, message: str) -> None:
+        v.failed = message
+        result.failures[os.fspath(v.src)] = message
+        if on_done is not None:
+            on_done(None, message)
+
+    for src in inputs:
+        ext = src.suffix.lower() if src.is_file() and src.suffix.lower() in (".mkv", ".mov") else ".mp4"
+        dst = out_root / f"{src.stem if src.is_file() else src.name}{ext}"
+        if on_start is not None:
+            on_start(src, dst)
+        if _complete(dst) and not overwrite:
+            done = UpscaleResult(os.fspath(src), os.fspath(dst), 0, 0, Fraction(0), Fraction(0), (0, 0), (0, 0), 0.0)
+            done.skipped = True
+            result.results.append(done)
+            if on_done is not None:
+                on_done(done, None)
+            continue
+        try:
+            info = probe(src, input_fps=parse_rate(input_fps))
+            rate_out = output_rate(info.rate, factor, fps_value)
+            frames = segment_length(rate_out, seconds)
+            settings = job_settings(fingerprint, rate_out, codec, crf, preset, pix_fmt, threshold)
+            job = Job(dst, job_identity(src, settings, frames), resume)
+        except StvupError as exc:
+            result.failures[os.fspath(src)] = str(exc)
+            if on_done is not None:
+                on_done(None, str(exc))
+            continue
+        writer_options = {"width": info.width * scale, "height": info.height * scale,
+                          "rate": rate_out, "codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+                          "color": info.color, "rotation": info.rotation}  # fmt: skip
+        v = _Video(src, dst, info, job, rate_out, writer_options)
+        v.resumed = sum(s["frames"] for s in job.segments.values())
+        videos.append(v)
+        # Parts: runs of missing segments, about as many parts in all as there are workers (or more videos).
+        estimate = math.ceil((info.frame_count or 1) * rate_out / info.rate) if info.frame_count else None
+        segments = max(1, math.ceil(estimate / frames)) if estimate else 1
+        per_part = max(1, math.ceil(segments / max(1, count)))
+        index = len(videos) - 1
+        for first in range(0, segments, per_part):
+            last = min(first + per_part, segments)  # exclusive
+            missing = [k for k in range(first, last) if k not in job.segments]
+            final = last >= segments  # the last part runs to the end, whatever the estimate said
+            if not missing and not final:
+                continue
+            begin = (missing[0] if missing else last) * frames
+            todo.append(_Part(index, begin, None if final else last * frames))
+            v.parts_left += 1
+            v.parts += 1
+
+    idle = list(pool)
+    running: dict[Any, tuple[Any, _Part]] = {}
+    try:
+        while todo or running:
+            while todo and idle:
+                part = todo.pop(0)
+                v = videos[part.video]
+                if v.failed:
+                    continue
+                actor = idle.pop()
+                ref = actor.run_part.remote((part.video, part.start), os.fspath(v.src), parse_rate(input_fps),
+                                            os.fspath(v.job.work), v.dst.suffix.lower(),
+                                            v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
+                                            v.writer_options, threshold, queue)  # fmt: skip
+                running[ref] = (actor, part)
+            ready, _ = ray.wait(list(running), timeout=_POLL)
+            for key, made in _drain(queue):
+                v = videos[key[0]]
+                v.done_frames[key[1]] = made
+                if progress is not None and not v.failed:
+                    out = v.resumed + sum(v.done_frames.values())
+                    n_in = round(out * v.info.rate / v.rate_out)
+                    progress(Progress(os.fspath(v.src), n_in, v.info.frame_count, out, chosen_precision,
+                                      chosen_device))  # fmt: skip
+            for ref in ready:
+                actor, part = running.pop(ref)
+                idle.append(actor)
+                v = videos[part.video]
+                try:
+                    report = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    part.tries += 1
+                    v.done_frames.pop(part.start, None)
+                    # A lost worker or an unexpected error may pass; a bad input (a StvupError) fails again.
+                    bad_input = isinstance(getattr(exc, "cause", None), StvupError)
+                    if part.tries <= retries and not v.failed and not bad_input:
+                        todo.append(part)
+                    elif not v.failed:
+                        fail(v, f"{v.src}: {_cause(exc)}")
+                        v.job.release(keep=True)
+                    continue
+                for record in report["segments"]:
+                    v.job.add(record)
+                if part.stop is None:
+                    v.report = report
+                v.parts_left -= 1
+                if v.parts_left == 0 and not v.failed:
+                    _finish(v, result, on_done, UpscaleResult, chosen_precision, chosen_device)
+    finally:
+        for v in videos:
+            if v.parts_left and not v.failed:
+                v.job.release(keep=True)
+        for actor in pool:
+            ray.kill(actor)
+    return result
+
+
+def _drain(queue: Any) -> list[tuple[tuple[int, int], int]]:
+    items = []
+    while not queue.empty():
+        try:
+            items.append(queue.get_nowait())
+        except Exception:  # noqa: BLE001 - Empty, raced by another reader: nothing more now
+            break
+    return items
+
+
+def _cause(exc: BaseException) -> str:
+    """The user-facing cause inside a Ray error: the stvup error's own line where there is one."""
+    inner = getattr(exc, "cause", None)
+    if isinstance(inner, StvupError):
+        return str(inner)
+    text = str(inner or exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision: str, device: str) -> None:
+    """Join a video whose parts are all in, and record it."""
+    try:
+        skipped = v.job.join(v.rate_out, v.src if v.info.kind == "video" else None, v.info.rotation)
+    except StvupError as exc:
+        v.failed = str(exc)
+        result.failures[os.fspath(v.src)] = str(exc)
+        v.job.release(keep=True)
+        if on_done is not None:
+            on_done(None, str(exc))
+        return
+    v.job.release(keep=False)
+    frames_out = sum(s["frames"] for s in v.job.segments.values())
+    w, h = v.writer_options["width"], v.writer_options["height"]
+    done = UpscaleResult(
+        input=os.fspath(v.src), output=os.fspath(v.dst), frames_in=v.report.get("frames_in", 0), frames_out=frames_out,
+        input_rate=v.info.rate, output_rate=v.rate_out, input_size=(v.info.width, v.info.height), output_size=(w, h),
+        seconds=time.perf_counter() - v.began, skipped_streams=skipped, problems=v.report.get("problems", []),
+        device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
+        concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
+        notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"],
+    )  # fmt: skip
+    result.results.append(done)
+    if on_done is not None:
+        on_done(done, None)

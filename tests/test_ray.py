@@ -1,0 +1,113 @@
+"""`stvup batch --ray` on a local Ray (issue 12, item 4); skipped when the optional extra is not installed."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import stvup
+from stvup.cli import cli
+from stvup.video import iter_frames, probe
+
+from .conftest import make_clip
+from .test_upscale import weights  # noqa: F401 - fixture
+
+ray = pytest.importorskip("ray", reason="the optional Ray extra is not installed (pip install 'stvup[ray]')")
+
+OPTIONS = {"time": 2, "codec": "ffv1", "precision": "fp32", "segment_seconds": 0.25}  # 12 frames per segment
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("in")
+    make_clip(folder / "long.mkv", width=48, height=32, frames=40)  # 80 output frames: 7 segments, 2 parts
+    make_clip(folder / "short.mkv", width=32, height=32, frames=6, rate=Fraction(25))
+    return folder
+
+
+def _contents(path):
+    with iter_frames(path) as stream:
+        frames = [(f.time, f.image) for f in stream]
+    with av.open(str(path)) as container:
+        audio = [(p.pts, bytes(p)) for p in container.demux(container.streams.audio[0]) if p.size]
+    return frames, audio
+
+
+def test_ray_batch_equals_one_process(tmp_path, videos, weights, local_ray):  # noqa: F811
+    seen: dict[str, list[int]] = {}
+    spread = stvup.batch(videos, tmp_path / "ray", weights=weights, ray="auto", **OPTIONS,
+                         progress=lambda p: seen.setdefault(p.path, []).append(p.frames_out))  # fmt: skip
+    alone = stvup.batch(videos, tmp_path / "one", weights=weights, **OPTIONS)
+    assert spread.failures == {} and alone.failures == {}
+    assert sorted(r.frames_out for r in spread.results) == [12, 80]
+    long = next(r for r in spread.results if r.output.endswith("long.mkv"))
+    assert "made in 2 parts on the Ray cluster" in long.notes  # one per worker, side by side
+    # Progress adds up the parts' frames: it only grows, and reaches the whole video.
+    counts = seen[str(videos / "long.mkv")]
+    assert counts == sorted(counts) and counts[-1] == 80
+    for name in ("long.mkv", "short.mkv"):
+        (a_frames, a_audio), (b_frames, b_audio) = (
+            _contents(tmp_path / "ray" / name),
+            _contents(tmp_path / "one" / name),
+        )
+        assert [t for t, _ in a_frames] == [t for t, _ in b_frames]
+        assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a_frames, b_frames)), name
+        assert a_audio == b_audio and a_audio
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["long.mkv", "short.mkv"]  # no work folders
+
+
+def test_ray_batch_reports_a_broken_input_and_goes_on(tmp_path, videos, weights, local_ray):  # noqa: F811
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mkv").write_bytes((videos / "short.mkv").read_bytes())
+    (folder / "broken.mp4").write_text("not a video\n" * 40)
+    res = CliRunner().invoke(cli, ["batch", str(folder), str(tmp_path / "out"), "--weights", str(weights), "--ray",
+                                   "--time", "2", "--json"])  # fmt: skip
+    assert res.exit_code == 1
+    report = json.loads(res.stdout)
+    assert list(report["failures"]) == [str(folder / "broken.mp4")]
+    assert "not a video" in report["failures"][str(folder / "broken.mp4")]
+    assert [r["frames_out"] for r in report["results"]] == [12] and probe(tmp_path / "out" / "a.mkv").frame_count == 12
+
+
+def test_ray_batch_resumes_a_stopped_run(tmp_path, videos, weights, local_ray):  # noqa: F811
+    """Segments an interrupted single-process run left are kept by a --ray run of the same job."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(p) -> None:
+        if p.frames_out >= 30:
+            raise Stop
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Stop):
+        stvup.upscale(videos / "long.mkv", out / "long.mkv", weights=weights, progress=stop, **OPTIONS)
+    spread = stvup.batch(videos, out, weights=weights, ray="auto", **OPTIONS)
+    long = next(r for r in spread.results if r.output.endswith("long.mkv"))
+    assert long.resumed_frames == 24 and long.frames_out == 80 and probe(out / "long.mkv").frame_count == 80
+
+
+def test_a_part_that_fails_is_reported_like_any_batch_failure(tmp_path, weights, local_ray):  # noqa: F811
+    """An MPEG-TS whose picture size changes part-way: the parts that reach the change fail with the file's name."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pieces = [make_clip(tmp_path / f"{w}.ts", width=w, height=32, frames=10, audio=None) for w in (48, 64)]
+    (folder / "resized.ts").write_bytes(b"".join(p.read_bytes() for p in pieces))
+    res = stvup.batch(folder, tmp_path / "out", weights=weights, ray="auto", **OPTIONS)
+    message = res.failures[str(folder / "resized.ts")]
+    assert "resized.ts" in message and "64x32, not 48x32" in message, message
+    assert res.results == [] and not (tmp_path / "out" / "resized.mp4").exists()

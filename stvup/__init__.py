@@ -31,6 +31,7 @@ _EXPORTS = {
     "TrainConfig": "training",
     "TrainResult": "training",
     "train": "training",
+    "preview": "comparison",
     "convert_checkpoint": "weights",
     "load_checkpoint": "weights",
     "load_weights": "weights",
@@ -38,6 +39,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .api import batch, load_upscaler, upscale
+    from .comparison import preview
     from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
     from .evaluation import EvalReport, evaluate, find_clips
     from .model import build_model, list_models
@@ -77,6 +79,7 @@ __all__ = [
     "load_checkpoint",
     "load_upscaler",
     "load_weights",
+    "preview",
     "train",
     "upscale",
 ]

@@ -23,6 +23,7 @@ from .resume import SEGMENT_SECONDS, job_settings, open_output
 from .shots import DEFAULT_THRESHOLD
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, probe
+from .video.trim import CONTEXT, Span, iter_span
 from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
 
 __all__ = ["BatchResult", "Progress", "UpscaleResult", "batch", "find_inputs", "load_upscaler", "upscale"]
@@ -62,6 +63,7 @@ class UpscaleResult:
     concealed_frames: int = 0  # frames the decoder flagged as damaged and patched up (error concealment)
     resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.resume)
     notes: list[str] = field(default_factory=list)  # what happened to an earlier run's work (resumed, started over)
+    sample_aspect_ratio: Fraction = Fraction(1)  # the input's, kept on the output (stvup.video.formats)
 
 
 @dataclass
@@ -142,6 +144,8 @@ def upscale(
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     resume: bool = True,
     segment_seconds: float = SEGMENT_SECONDS,
+    start: str | float | None = None,
+    duration: str | float | None = None,
 ) -> UpscaleResult:
     """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
     ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
@@ -158,12 +162,17 @@ def upscale(
     ``scene_threshold`` sets how large a jump counts as a cut (larger: fewer cuts), None turns detection off.
     A video output is written in segments of ``segment_seconds`` in a hidden work folder beside it
     (:mod:`stvup.resume`): after an interruption the same call continues from the last complete segment, unless
-    the input or a setting changed or ``resume`` is False.
+    the input or a setting changed or ``resume`` is False. ``start`` and ``duration`` (seconds, or HH:MM:SS.ms)
+    upsample only that span, with its real neighbours as context and its audio and subtitles cut to match
+    (:mod:`stvup.video.trim`).
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
     time_factor, fps_value = _check_options(time, fps, scene_threshold)
+    span = Span.parse(start, duration)
     info = probe(in_path, input_fps=parse_rate(input_fps))
+    if span is not None:
+        span.check(info)
     if output is not None:
         _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
     if upscaler is None:
@@ -177,7 +186,8 @@ def upscale(
         _check_output(in_path, out_path, overwrite)
     rate_out = output_rate(info.rate, time_factor, fps_value)
 
-    settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold)
+    settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold,
+                            span.as_dict() if span else None)  # fmt: skip
     writer = open_output(
         out_path,
         input=in_path,
@@ -194,18 +204,22 @@ def upscale(
         source=in_path if info.kind == "video" else None,
         color=info.color,
         rotation=info.rotation,
+        sample_aspect_ratio=info.sample_aspect_ratio,
+        window=(span.start, span.end) if span is not None else None,
     )
     resumed = getattr(writer, "resumed", 0)
     frames_in = 0
     frames_out = resumed
     chosen = (upscaler.precision, str(upscaler.device))
-    with writer, iter_frames(in_path, input_fps=info.rate) as stream:
+    frames = iter_span(in_path, info, span) if span is not None else iter_frames(in_path, input_fps=info.rate)
+    total = info.frame_count if span is None else _span_frames(span, info)
+    with writer, frames as stream:
 
         def count(i: int) -> None:
             nonlocal frames_in
             frames_in = i + 1
             if progress is not None:
-                progress(Progress(in_path, frames_in, info.frame_count, frames_out, *chosen))
+                progress(Progress(in_path, frames_in, total, frames_out, *chosen))
 
         pairs = ((f.image, f.time) for f in stream)
 
@@ -219,6 +233,7 @@ def upscale(
             # Decoder and encoder in their own threads around the model (stvup.overlap); same frames, same order.
             run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
                            depth=4 if overlap else 0, scene_threshold=scene_threshold, skip=resumed,
+                           stop=span.output_frames(rate_out) if span is not None else None,
                            on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
         except InputError as exc:
             if exc.path is None:  # the pipeline does not know file names
@@ -250,6 +265,7 @@ def upscale(
         cuts=cuts,
         concealed_frames=concealed,
         resumed_frames=resumed,
+        sample_aspect_ratio=info.sample_aspect_ratio,
     )
 
 
@@ -258,6 +274,14 @@ def _note_resumable(exc: BaseException, writer: object) -> None:
     work = getattr(writer, "work", None)
     if work is not None and getattr(writer, "finished_frames", 0) > 0:
         exc.add_note(f"the finished part is kept in {work}; run the same command again to resume")
+
+
+def _span_frames(span: Span, info: object) -> int | None:
+    """Input frames a trimmed run reads (the span and its context), for the progress bar; None if unknown."""
+    count, rate = getattr(info, "frame_count", None), info.rate
+    if span.duration is not None:
+        return round(span.duration * rate) + 2 * CONTEXT
+    return None if count is None else max(0, count - round(span.start * rate)) + CONTEXT
 
 
 def _check_options(

@@ -51,11 +51,20 @@ def cli() -> None:
 
 
 @cli.command()
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
-def info(as_json: bool) -> None:
-    """Show versions, compute devices and the available models."""
-    from .info import collect_info
+def info(input_path: Path | None, as_json: bool) -> None:
+    """Show versions, compute devices and the available models; with INPUT, how stvup reads that video."""
+    from .info import collect_info, describe_input
 
+    if input_path is not None:
+        facts = describe_input(str(input_path))
+        if as_json:
+            click.echo(json.dumps(facts, indent=2))
+        else:
+            for key, value in facts.items():
+                click.echo(f"{key.replace('_', ' ')}: {value}")
+        return
     data = collect_info()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -106,94 +115,113 @@ def convert(src: Path, dst: Path, model_name: str, dtype: str, overwrite: bool) 
     click.echo(f"{dst}  sha256 {digest}")
 
 
-def _video_options(fn):
-    """Options shared by ``upscale`` and ``batch`` (the model, time and encoder settings)."""
-    options = [
-        click.option(
+def _video_options(fn=None, *, only: tuple[str, ...] | None = None):
+    """Options shared by ``upscale`` and ``batch`` (the model, time and encoder settings); ``only`` picks some of
+    them for another command (``@_video_options(only=("weights", ...))``)."""
+    if fn is None:
+        return lambda f: _video_options(f, only=only)
+    options = {
+        "space": click.option(
             "--space",
             type=click.Choice(["2", "4"]),
             default=None,
             help="Spatial factor. Default: the model's (×4 for stvun).",
         ),
-        click.option(
+        "time": click.option(
             "--time",
             default=None,
             metavar="K",
             help="Frame-rate factor: integer or rational (2, 4, 2.5, 5/2). Default 1 (space only).",
         ),
-        click.option("--fps", default=None, metavar="F", help="Target frame rate instead of --time (60, 60000/1001)."),
-        click.option(
+        "fps": click.option(
+            "--fps", default=None, metavar="F", help="Target frame rate instead of --time (60, 60000/1001)."
+        ),
+        "model": click.option(
             "--model",
             default=None,
             help="Model variant (see `stvup info`); `two-stream` for a two-stream checkpoint. Default: read from "
             "the weights.",
         ),
-        click.option(
+        "stream": click.option(
             "--stream",
             type=click.Choice(["ts", "st"]),
             default="ts",
             show_default=True,
             help="Two-stream models: ts interpolates LR frames then upsamples, st upsamples then interpolates.",
         ),
-        click.option(
+        "time-mode": click.option(
             "--time-mode",
             type=click.Choice(["recursive", "direct"]),
             default="recursive",
             show_default=True,
             help="Two-stream models: recursive halving for times k/2^n (as trained), direct f_T(t) for the rest.",
         ),
-        click.option(
+        "weights": click.option(
             "--weights",
             type=click.Path(exists=True, dir_okay=False),
             default=None,
             help="Checkpoint (.safetensors or .pth). Default: the shipped weights.",
         ),
-        click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
-        click.option(
+        "device": click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
+        "precision": click.option(
             "--precision",
             type=click.Choice(["auto", *PRECISIONS]),
             default="auto",
             help="Arithmetic precision. auto: bf16 on CPUs with AVX-512 BF16 or AMX and on recent GPUs, else fp32 "
             "(CPU) or fp16 (older GPUs). fp16 needs CUDA.",
         ),
-        click.option(
+        "tile": click.option(
             "--tile",
             type=click.IntRange(min=32),
             default=None,
             metavar="N",
             help="Split frames into overlapping N×N-pixel tiles (input pixels) to bound memory.",
         ),
-        click.option("--codec", default="libx264", help="Video encoder: libx264, libx265, ffv1 (lossless), ..."),
-        click.option("--crf", type=int, default=None, help="Constant rate factor (quality) of x264/x265."),
-        click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
-        click.option("--pix-fmt", default=None, help="Output pixel format (default: the codec's, e.g. yuv420p)."),
-        click.option("--input-fps", default="25", help="Frame rate of frame-folder inputs."),
-        click.option(
+        "codec": click.option(
+            "--codec", default="libx264", help="Video encoder: libx264, libx265, ffv1 (lossless), ..."
+        ),
+        "crf": click.option("--crf", type=int, default=None, help="Constant rate factor (quality) of x264/x265."),
+        "preset": click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
+        "pix-fmt": click.option(
+            "--pix-fmt", default=None, help="Output pixel format (default: the codec's, e.g. yuv420p)."
+        ),
+        "input-fps": click.option("--input-fps", default="25", help="Frame rate of frame-folder inputs."),
+        "scene-threshold": click.option(
             "--scene-threshold",
             type=click.FloatRange(min=0, max=1, min_open=True),
             default=DEFAULT_THRESHOLD,
             help="Scene-cut detection: the share of the colour histogram (0-1) that must change at a hard cut; larger "
             "finds fewer cuts. Each shot is upsampled on its own; nothing is interpolated across a cut.",
         ),
-        click.option("--no-scene-detect", is_flag=True, help="Treat the whole input as one shot."),
-        click.option(
+        "no-scene-detect": click.option("--no-scene-detect", is_flag=True, help="Treat the whole input as one shot."),
+        "start": click.option(
+            "--start",
+            default=None,
+            metavar="TIME",
+            help="Upsample from TIME on (seconds, or HH:MM:SS.ms); seeks, and cuts audio and subtitles to match.",
+        ),
+        "duration": click.option(
+            "--duration", default=None, metavar="TIME", help="Upsample only this long a span (as --start)."
+        ),
+        "no-resume": click.option(
             "--no-resume",
             is_flag=True,
             help="Start over even if an interrupted run of the same job left finished segments beside the output.",
         ),
-        click.option(
+        "segment-seconds": click.option(
             "--segment-seconds",
             type=click.FloatRange(min=0, min_open=True),
             default=None,
             help="Video outputs are written in segments of this length (default: 4), so that an interrupted run "
             "can resume where it stopped.",
         ),
-        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
+        "overwrite": click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        "quiet": click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        "json": click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
+    }
+    for name, option in reversed(options.items()):
+        if only is None or name in only:
+            fn = option(fn)
     return fn
 
 
@@ -241,13 +269,18 @@ def _tracker(bar, description: str):
 
 
 def _result_dict(r) -> dict:
+    from .video.formats import display_aspect_ratio, ratio_text
+
+    w, h = r.output_size
+    dar = ratio_text(display_aspect_ratio(w, h, r.sample_aspect_ratio)) if h else None
     return {
         "input": r.input, "output": r.output, "skipped": r.skipped, "frames_in": r.frames_in,
         "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
         "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
         "skipped_streams": r.skipped_streams, "problems": r.problems, "device": r.device, "precision": r.precision,
         "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts], "concealed_frames": r.concealed_frames,
-        "resumed_frames": r.resumed_frames, "notes": r.notes,
+        "resumed_frames": r.resumed_frames, "notes": r.notes, "sample_aspect_ratio": ratio_text(r.sample_aspect_ratio),
+        "display_aspect_ratio": dar,
     }  # fmt: skip
 
 
@@ -347,6 +380,33 @@ def batch(in_dir: Path, out_dir: Path, quiet: bool, as_json: bool, **options) ->
             click.echo(f"{done} done, {skipped} skipped, {len(result.failures)} failed", err=True)
     if result.failures:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--at", default="0", metavar="TIME", help="The kept frame to show: seconds or HH:MM:SS.ms.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG to write. Default: INPUT_preview.png beside INPUT.",
+)
+@click.option("--crop", default=None, metavar="WxH+X+Y", help="Show only this region (output pixels), at full size.")
+@_video_options(only=("space", "model", "weights", "device", "precision", "tile", "input-fps", "overwrite", "json"))
+def preview(input_path: Path, as_json: bool, **options) -> None:
+    """Write one picture: bicubic next to stvup at output size, for a kept and a new frame at --at; in seconds."""
+    from .comparison import preview as run
+
+    options["space"] = int(options["space"]) if options["space"] else None
+    result = run(input_path, **options)
+    if as_json:
+        click.echo(json.dumps({"output": result.output, "size": list(result.size), "panel": list(result.panel),
+                               "kept_time": result.kept_time}))  # fmt: skip
+    else:
+        w, h = result.panel
+        click.echo(f"{result.output}: bicubic | stvup panels of {w}x{h}, kept frame at {result.kept_time:.3f} s",
+                   err=True)  # fmt: skip
 
 
 @cli.command()

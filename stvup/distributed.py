@@ -49,6 +49,7 @@ class _Video:
     job: Any
     rate_out: Fraction
     writer_options: dict[str, Any]
+    span: Any = None
     parts_left: int = 0
     parts: int = 0
     done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
@@ -89,10 +90,11 @@ class _Worker:
 
     def run_part(self, key: tuple[int, int], src: str, input_fps: Fraction, work: str, suffix: str,
                  segment_frames: int, start: int, stop: int | None, rate_out: Fraction, writer_options: dict,
-                 scene_threshold: float | None, progress: Any) -> dict[str, Any]:  # fmt: skip
+                 scene_threshold: float | None, span: Any, progress: Any) -> dict[str, Any]:  # fmt: skip
         """Makes output frames ``[start, stop)`` of ``src`` as segments in ``work``; returns them and what it saw."""
         from .resume import SegmentSink
-        from .video import iter_frames
+        from .video import iter_frames, probe
+        from .video.trim import iter_span
 
         records: list[dict[str, Any]] = []
         sink = SegmentSink(Path(work), suffix, segment_frames, start, writer_options, records.append)
@@ -100,7 +102,11 @@ class _Worker:
         seen = [0]
         made = 0
         try:
-            with iter_frames(src, input_fps=input_fps) as stream:
+            frames = iter_frames(src, input_fps) if span is None else iter_span(src, probe(src, input_fps), span)
+            if span is not None and span.duration is not None:
+                ends = span.output_frames(rate_out)
+                stop = ends if stop is None else min(stop, ends)
+            with frames as stream:
                 pairs = ((f.image, f.time) for f in stream)
                 outputs = self.upscaler.stream(pairs, stream.info.rate, rate_out, lambda i: seen.__setitem__(0, i + 1),
                                                scene_threshold=scene_threshold, skip=start, stop=stop,
@@ -154,6 +160,8 @@ def batch_on_ray(
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     resume: bool = True,
     segment_seconds: float | None = None,
+    start: str | float | None = None,
+    duration: str | float | None = None,
 ) -> Any:
     """:func:`stvup.batch` on Ray: the same inputs, outputs, options and result, the work spread over ``workers``
     actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
@@ -163,11 +171,13 @@ def batch_on_ray(
     from .resume import SEGMENT_SECONDS, Job, job_identity, job_settings, segment_length
     from .timing import output_rate, parse_rate
     from .video import probe
+    from .video.trim import Span
     from .weights import checkpoint_model_name, default_weights_path, load_checkpoint
 
     ray = _import_ray()
     inputs = find_inputs(in_dir)
     factor, fps_value = _check_options(time, fps, scene_threshold)
+    span = Span.parse(start, duration)
     threshold = scene_threshold
     seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
     out_root = Path(out_dir)
@@ -221,9 +231,12 @@ def batch_on_ray(
             continue
         try:
             info = probe(src, input_fps=parse_rate(input_fps))
+            if span is not None:
+                span.check(info)
             rate_out = output_rate(info.rate, factor, fps_value)
             frames = segment_length(rate_out, seconds)
-            settings = job_settings(fingerprint, rate_out, codec, crf, preset, pix_fmt, threshold)
+            settings = job_settings(fingerprint, rate_out, codec, crf, preset, pix_fmt, threshold,
+                                    span.as_dict() if span else None)  # fmt: skip
             job = Job(dst, job_identity(src, settings, frames), resume)
         except StvupError as exc:
             result.failures[os.fspath(src)] = str(exc)
@@ -232,12 +245,17 @@ def batch_on_ray(
             continue
         writer_options = {"width": info.width * scale, "height": info.height * scale,
                           "rate": rate_out, "codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
-                          "color": info.color, "rotation": info.rotation}  # fmt: skip
-        v = _Video(src, dst, info, job, rate_out, writer_options)
+                          "color": info.color, "rotation": info.rotation,
+                          "sample_aspect_ratio": info.sample_aspect_ratio}  # fmt: skip
+        v = _Video(src, dst, info, job, rate_out, writer_options, span=span)
         v.resumed = sum(s["frames"] for s in job.segments.values())
         videos.append(v)
         # Parts: runs of missing segments, about as many parts in all as there are workers (or more videos).
         estimate = math.ceil((info.frame_count or 1) * rate_out / info.rate) if info.frame_count else None
+        if span is not None:
+            spanned = span.output_frames(rate_out)
+            left = None if estimate is None else max(1, estimate - math.floor(span.start * rate_out))
+            estimate = spanned if left is None else min(spanned or left, left)
         segments = max(1, math.ceil(estimate / frames)) if estimate else 1
         per_part = max(1, math.ceil(segments / max(1, count)))
         index = len(videos) - 1
@@ -265,7 +283,7 @@ def batch_on_ray(
                 ref = actor.run_part.remote((part.video, part.start), os.fspath(v.src), parse_rate(input_fps),
                                             os.fspath(v.job.work), v.dst.suffix.lower(),
                                             v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
-                                            v.writer_options, threshold, queue)  # fmt: skip
+                                            v.writer_options, threshold, span, queue)  # fmt: skip
                 running[ref] = (actor, part)
             ready, _ = ray.wait(list(running), timeout=_POLL)
             for key, made in _drain(queue):
@@ -331,7 +349,8 @@ def _cause(exc: BaseException) -> str:
 def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision: str, device: str) -> None:
     """Join a video whose parts are all in, and record it."""
     try:
-        skipped = v.job.join(v.rate_out, v.src if v.info.kind == "video" else None, v.info.rotation)
+        window = (v.span.start, v.span.end) if v.span is not None else None
+        skipped = v.job.join(v.rate_out, v.src if v.info.kind == "video" else None, v.info.rotation, window)
     except StvupError as exc:
         v.failed = str(exc)
         result.failures[os.fspath(v.src)] = str(exc)
@@ -349,6 +368,7 @@ def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision:
         device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
         concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
         notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"],
+        sample_aspect_ratio=v.info.sample_aspect_ratio,
     )  # fmt: skip
     result.results.append(done)
     if on_done is not None:

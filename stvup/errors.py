@@ -37,3 +37,9 @@ class UsageError(StvupError):
 
 class CheckpointError(StvupError):
     """A checkpoint cannot be read or does not match the model (missing/unexpected keys, wrong shapes)."""
+
+
+def describe(exc: BaseException) -> str:
+    """A short human cause from a PyAV/OS exception, without paths or tracebacks, for the messages above."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).strip().rstrip(".")

@@ -88,3 +88,27 @@ def collect_info() -> dict[str, object]:
         "two_stream_modules": two_stream_modules(),
         "weights": available_weights(),
     }
+
+
+def describe_input(path: str) -> dict[str, object]:
+    """What ``stvup info INPUT`` prints: how stvup reads a video or frame folder (size, pixel shape, rate, ...)."""
+    from .video import probe
+    from .video.formats import display_aspect_ratio, ratio_text
+
+    info = probe(path)
+    sar = info.sample_aspect_ratio
+    return {
+        "path": info.path,
+        "kind": info.kind,
+        "codec": info.codec,
+        "size": f"{info.width}x{info.height}",
+        "sample_aspect_ratio": ratio_text(sar),
+        "display_aspect_ratio": ratio_text(display_aspect_ratio(info.width, info.height, sar)),
+        "rotation": info.rotation,
+        "rate": str(info.rate),
+        "frames": info.frame_count,
+        "duration_s": float(info.duration) if info.duration is not None else None,
+        "color": info.color,
+        "audio_streams": info.audio_streams,
+        "subtitle_streams": info.subtitle_streams,
+    }

@@ -36,15 +36,15 @@ import av.error
 import numpy as np
 
 from .errors import OutputError
+from .errors import describe as _describe
 from .video.partial import _pid_alive
+from .video.passthrough import PacketCopier
 from .video.writer import (
     _ROTATION_MUXERS,
     VIDEO_EXTENSIONS,
     FrameFolderWriter,
     VideoWriter,
-    _describe,
     _make_temp_file,
-    _PacketCopier,
     open_writer,
 )
 
@@ -250,8 +250,15 @@ class Job:
         else:
             shutil.rmtree(self.work, ignore_errors=True)
 
-    def join(self, rate: Fraction, source: str | os.PathLike | None, rotation: int) -> list[str]:
-        """Joins the segments with the source's audio and subtitles into the output; returns the streams skipped."""
+    def join(
+        self,
+        rate: Fraction,
+        source: str | os.PathLike | None,
+        rotation: int,
+        window: tuple[Fraction, Fraction | None] | None = None,
+    ) -> list[str]:
+        """Joins the segments with the source's audio and subtitles (cut to ``window``, seconds of the source) into
+        the output; returns the streams skipped."""
         ordered = [self.segments[k] for k in sorted(self.segments)]
         end = 0
         for seg in ordered:
@@ -260,7 +267,7 @@ class Job:
             end += seg["frames"]
         if not ordered:
             raise OutputError(self.path, "no frames were written")
-        return join_segments(self.path, [self.work / s["file"] for s in ordered], rate, source, rotation)
+        return join_segments(self.path, [self.work / s["file"] for s in ordered], rate, source, rotation, window)
 
 
 class SegmentedWriter:
@@ -283,9 +290,11 @@ class SegmentedWriter:
         segment_seconds: float = SEGMENT_SECONDS,
         source: str | os.PathLike | None = None,
         rotation: int = 0,
+        window: tuple[Fraction, Fraction | None] | None = None,
         **writer_options: Any,
     ) -> None:
         self.path = os.fspath(path)
+        self._window = window
         suffix = Path(self.path).suffix.lower()
         if suffix not in VIDEO_EXTENSIONS:
             raise OutputError(self.path, f"unknown video extension {suffix or '(none)'!r}")
@@ -325,7 +334,7 @@ class SegmentedWriter:
             return
         try:
             self._sink.finish()
-            self.skipped_streams += self._job.join(self.rate, self._source, self._rotation)
+            self.skipped_streams += self._job.join(self.rate, self._source, self._rotation, self._window)
         except BaseException:
             self.abort()
             raise
@@ -362,11 +371,13 @@ def job_settings(
     preset: str | None,
     pix_fmt: str | None,
     scene_threshold: float | None,
+    span: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The settings besides the input that shape an output: the upscaler's fingerprint (weights as they run,
-    precision, device kind, tiling), the output rate, the encoder's settings and the scene-cut threshold."""
+    precision, device kind, tiling), the output rate, the encoder's settings, the scene-cut threshold and the span
+    of the input (``--start``/``--duration``)."""
     return {"upscaler": fingerprint, "output_rate": str(rate_out), "codec": codec, "crf": crf, "preset": preset,
-            "pix_fmt": pix_fmt, "scene_threshold": scene_threshold}  # fmt: skip
+            "pix_fmt": pix_fmt, "scene_threshold": scene_threshold, "span": span}  # fmt: skip
 
 
 def job_identity(input: str | os.PathLike, settings: dict[str, Any], segment_frames: int) -> dict[str, Any]:
@@ -376,7 +387,12 @@ def job_identity(input: str | os.PathLike, settings: dict[str, Any], segment_fra
 
 
 def join_segments(
-    path: str | os.PathLike, files: list[Path], rate: Fraction, source: str | os.PathLike | None, rotation: int
+    path: str | os.PathLike,
+    files: list[Path],
+    rate: Fraction,
+    source: str | os.PathLike | None,
+    rotation: int,
+    window: tuple[Fraction, Fraction | None] | None = None,
 ) -> list[str]:
     """Join segment files (video only, each from frame 0) into ``path`` with ``source``'s audio and subtitles,
     without re-encoding; written under a temporary name and renamed when complete. Returns the skipped streams."""
@@ -392,11 +408,13 @@ def join_segments(
                 template = first.streams.video[0]
                 headers = bytes(template.codec_context.extradata or b"")
                 video = output.add_stream_from_template(template)
+                if template.sample_aspect_ratio:
+                    video.sample_aspect_ratio = template.sample_aspect_ratio  # the container's copy of it
             video.time_base = out_tb
             if rotation and muxer in _ROTATION_MUXERS:
                 video.set_display_rotation(rotation)
             if source is not None and os.path.isfile(os.fspath(source)):
-                copier = _PacketCopier(os.fspath(source), output, True, True, skipped)
+                copier = PacketCopier(os.fspath(source), output, True, True, skipped, window)
             start = 0
             for file in files:
                 with av.open(str(file)) as part:
@@ -442,9 +460,10 @@ def open_output(
 ) -> SegmentedWriter | FrameFolderWriter:
     """The writer for an upscale's output: a resumable :class:`SegmentedWriter` for a video file, a
     :class:`~stvup.video.FrameFolderWriter` for a folder of PNG frames (which starts over every time)."""
-    writer = open_writer(path, **writer_options) if _is_folder_output(path) else None
-    if writer is not None:
-        return writer
+    if _is_folder_output(path):
+        writer_options.pop("window", None)  # PNG frames have no audio to cut,
+        writer_options.pop("sample_aspect_ratio", None)  # nor a pixel shape
+        return open_writer(path, **writer_options)
     return SegmentedWriter(path, input=input, settings=settings, resume=resume, segment_seconds=segment_seconds,
                            **writer_options)  # fmt: skip
 

@@ -43,13 +43,17 @@ def make_clip(
     subtitles: bool = False,
     rotation: int = 0,
     color: dict[str, int] | None = None,
+    gop: int | None = None,
 ) -> Path:
-    """Encode a test clip with PyAV: video (+ optional mono audio tone, SubRip subtitles, rotation, colour tags)."""
+    """Encode a test clip with PyAV: video (+ optional mono audio tone, SubRip subtitles, rotation, colour tags);
+    ``gop``: frames between key frames (the encoder's default otherwise)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=rate, time_base=1 / rate)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
             video.options = {"preset": "ultrafast"}
+        if gop:
+            video.codec_context.gop_size = gop
         if rotation:
             video.set_display_rotation(rotation)
         if color:

@@ -48,6 +48,8 @@ import numpy as np
 from av.video.reformatter import Colorspace, VideoReformatter
 
 from stvup.errors import InputError
+from stvup.errors import describe as _describe
+from stvup.video.formats import stream_sample_aspect_ratio
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -95,7 +97,8 @@ class VideoInfo:
     long files (``None`` when unknown). ``rotation`` is the counter-clockwise display rotation in degrees (0, 90, 180
     or 270), the convention of PyAV's ``VideoFrame.rotation``. ``color`` maps ``colorspace``, ``color_range``,
     ``color_primaries`` and ``color_trc`` to FFmpeg's enum values as PyAV exposes them, with the matrix and range
-    actually used for decoding filled in where the source leaves them unspecified.
+    actually used for decoding filled in where the source leaves them unspecified. ``sample_aspect_ratio``: the
+    shape of one pixel (1 for square pixels; 32:27 on a widescreen NTSC DVD), see :mod:`stvup.video.formats`.
     """
 
     path: str
@@ -111,6 +114,7 @@ class VideoInfo:
     has_audio: bool
     audio_streams: int
     subtitle_streams: int
+    sample_aspect_ratio: Fraction = Fraction(1)
 
     @property
     def display_width(self) -> int:
@@ -286,8 +290,8 @@ def _read_image(file: Path) -> np.ndarray:
     raise InputError(file, "cannot decode image (no picture in file)")
 
 
-def _iter_folder(folder: str, info: VideoInfo) -> Generator[DecodedFrame, None, None]:
-    for index, file in enumerate(list_frame_files(folder)):
+def _iter_folder(folder: str, info: VideoInfo, first: int = 0) -> Generator[DecodedFrame, None, None]:
+    for index, file in enumerate(list_frame_files(folder)[first:], start=first):
         image = _read_image(file)
         if image.shape[:2] != (info.height, info.width):
             raise InputError(
@@ -402,6 +406,7 @@ def _probe_container(path: str, container: Any, input_fps: Fraction) -> VideoInf
         has_audio=len(container.streams.audio) > 0,
         audio_streams=len(container.streams.audio),
         subtitle_streams=len(container.streams.subtitles),
+        sample_aspect_ratio=stream_sample_aspect_ratio(stream),
     )
 
 
@@ -659,9 +664,3 @@ _RGB_FALLBACK = {"colorspace": _SPC_SMPTE170M, "color_range": _RANGE_JPEG}
 def _to_rgb(frame: Any, color: dict[str, int]) -> np.ndarray:
     """Convert one frame to RGB (a fresh converter: for single images)."""
     return _RgbConverter(color)(frame)
-
-
-def _describe(exc: BaseException) -> str:
-    """A short human cause from a PyAV/OS exception, without paths or tracebacks."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).strip().rstrip(".")

@@ -28,7 +28,6 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile
@@ -41,8 +40,10 @@ import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from stvup.errors import InputError, OutputError, StvupError, UsageError
+from stvup.errors import OutputError, StvupError, UsageError
+from stvup.errors import describe as _describe
 from stvup.video.partial import partial_prefix, remove_stale_partials
+from stvup.video.passthrough import PacketCopier, unwritable_streams
 from stvup.video.reader import _SWS_MATRIX
 
 __all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]
@@ -135,6 +136,7 @@ class VideoWriter(_AtomicWriter):
         rotation: int = 0,
         copy_audio: bool = True,
         copy_subtitles: bool = True,
+        sample_aspect_ratio: Fraction = Fraction(1),
     ) -> None:
         self.path = os.fspath(path)
         self.width, self.height = _check_size(width, height)
@@ -145,7 +147,7 @@ class VideoWriter(_AtomicWriter):
         self.frames_written = 0
         self._closed = False
         self._container: Any = None
-        self._copier: _PacketCopier | None = None
+        self._copier: PacketCopier | None = None
         self._last_dts: int | None = None
 
         suffix = Path(self.path).suffix.lower()
@@ -183,6 +185,9 @@ class VideoWriter(_AtomicWriter):
             ctx.color_trc = self.color["color_trc"]
             if self.rotation and not self._rotate_pixels:
                 self._stream.set_display_rotation(self.rotation)
+            sar = Fraction(sample_aspect_ratio)
+            if sar != 1:  # anamorphic: in the bitstream (VUI) and in the container (stvup.video.formats)
+                ctx.sample_aspect_ratio = self._stream.sample_aspect_ratio = 1 / sar if turned else sar
             try:
                 ctx.open()  # now, so that a bad preset or size fails before any frame is computed
             except (av.error.FFmpegError, ValueError) as exc:
@@ -191,7 +196,7 @@ class VideoWriter(_AtomicWriter):
                     f"encoder {codec_obj.name} refused its settings ({used or 'defaults'}; {_describe(exc)})"
                 ) from None
             if source is not None and (copy_audio or copy_subtitles) and os.path.isfile(os.fspath(source)):
-                self._copier = _PacketCopier(
+                self._copier = PacketCopier(
                     os.fspath(source), self._container, copy_audio, copy_subtitles, self.skipped_streams
                 )
         except BaseException as exc:
@@ -346,7 +351,7 @@ class FrameFolderWriter(_AtomicWriter):
         if os.path.isdir(self.path) and any(_is_frame_name(name) for name in os.listdir(self.path)):
             raise OutputError(self.path, "folder already contains frame_*.png files; choose an empty folder")
         if source is not None and (copy_audio or copy_subtitles):
-            self.skipped_streams = _unwritable_streams(os.fspath(source), copy_audio, copy_subtitles)
+            self.skipped_streams = unwritable_streams(os.fspath(source), copy_audio, copy_subtitles)
 
         parent = _parent_folder(self.path)
         try:
@@ -436,134 +441,6 @@ def open_writer(path: str | os.PathLike, **kwargs: Any) -> VideoWriter | FrameFo
     if os.path.isdir(text) or ends_with_sep or Path(text).suffix.lower() not in VIDEO_EXTENSIONS:
         return FrameFolderWriter(text, **kwargs)
     return VideoWriter(text, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Copying audio and subtitle packets
-# --------------------------------------------------------------------------------------------------------------------
-
-
-class _PacketCopier:
-    """A second demuxer over the source that feeds audio/subtitle packets to the output in time order."""
-
-    def __init__(self, source: str, output: Any, copy_audio: bool, copy_subtitles: bool, skipped: list[str]) -> None:
-        self._skipped = skipped
-        self._output_streams: dict[int, Any] = {}
-        self._shift: dict[int, int] = {}
-        self._pending: Any = None
-        self._packets: Any = None
-        try:
-            self._container = av.open(source, metadata_errors="ignore")
-        except (av.error.FFmpegError, OSError) as exc:
-            raise InputError(source, f"cannot reopen to copy audio ({_describe(exc)})") from None
-        # Output time 0 is the source's first video frame; shift the other streams by the same amount.
-        offset = Fraction(0)
-        for stream in self._container.streams.video:
-            if stream.start_time is not None and stream.time_base:
-                offset = stream.start_time * stream.time_base
-                break
-        wanted = []
-        for stream in self._container.streams:
-            if not ((stream.type == "audio" and copy_audio) or (stream.type == "subtitle" and copy_subtitles)):
-                continue
-            label = _stream_label(stream)
-            refusal = _copy_refusal(output.format.name, stream)
-            if refusal is None:
-                try:
-                    self._output_streams[stream.index] = output.add_stream_from_template(stream)
-                except (av.error.FFmpegError, ValueError) as exc:
-                    refusal = _describe(exc)
-            if refusal is not None:
-                skipped.append(f"{label}: not copied, the output container cannot hold it ({refusal})")
-                continue
-            self._shift[stream.index] = round(offset / stream.time_base) if stream.time_base else 0
-            wanted.append(stream)
-        if wanted:
-            self._packets = self._container.demux(wanted)
-        else:
-            self.close()
-
-    def mux_until(self, limit: Fraction | None) -> None:
-        """Mux source packets whose time is at or before ``limit`` seconds (all remaining ones if None)."""
-        while self._packets is not None:
-            packet = self._pending
-            self._pending = None
-            if packet is None:
-                try:
-                    packet = next(self._packets)
-                except StopIteration:
-                    self.close()
-                    return
-                except av.error.FFmpegError:
-                    self.close()  # damaged source tail: keep what was copied
-                    return
-            index = packet.stream.index
-            if packet.size == 0 or index not in self._output_streams:
-                continue
-            stamp = packet.dts if packet.dts is not None else packet.pts
-            if stamp is None:
-                continue
-            if limit is not None and (stamp - self._shift[index]) * packet.time_base > limit:
-                self._pending = packet
-                return
-            self._mux(packet, index)
-
-    def _mux(self, packet: Any, index: int) -> None:
-        out = self._output_streams[index]
-        shift = self._shift[index]
-        if shift:
-            if packet.pts is not None:
-                packet.pts -= shift
-            if packet.dts is not None:
-                packet.dts -= shift
-        packet.stream = out
-        try:
-            out.container.mux(packet)
-        except (av.error.FFmpegError, ValueError) as exc:
-            # Drop this stream from now on rather than failing the video.
-            del self._output_streams[index]
-            label = _stream_label(self._container.streams[index])
-            self._skipped.append(f"{label}: copy stopped part-way, the muxer rejected a packet ({_describe(exc)})")
-
-    def close(self) -> None:
-        self._packets = None
-        self._pending = None
-        container = getattr(self, "_container", None)
-        if container is not None:
-            container.close()
-            self._container = None
-
-
-def _stream_label(stream: Any) -> str:
-    ctx = stream.codec_context
-    name = (getattr(ctx.codec, "canonical_name", None) or ctx.name) if ctx is not None else "unknown codec"
-    return f"{stream.type} stream #{stream.index} ({name})"
-
-
-def _copy_refusal(muxer: str, stream: Any) -> str | None:
-    """Why ``muxer`` cannot hold a copy of ``stream`` (None if it can), found by writing a header in memory."""
-    try:
-        with av.open(io.BytesIO(), "w", format=muxer) as trial:
-            trial.add_stream_from_template(stream)
-            trial.start_encoding()
-    except (av.error.FFmpegError, ValueError, TypeError) as exc:
-        return _describe(exc)
-    return None
-
-
-def _unwritable_streams(source: str, copy_audio: bool, copy_subtitles: bool) -> list[str]:
-    """Audio/subtitle streams of ``source`` a frame folder cannot hold (empty if the source cannot be read)."""
-    if not os.path.isfile(source):
-        return []
-    try:
-        with av.open(source, metadata_errors="ignore") as container:
-            return [
-                f"{_stream_label(s)}: not copied, a frame folder cannot hold {s.type}"
-                for s in container.streams
-                if (s.type == "audio" and copy_audio) or (s.type == "subtitle" and copy_subtitles)
-            ]
-    except (av.error.FFmpegError, OSError):
-        return []
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -702,9 +579,3 @@ def _default_mode(base: int) -> int:
 
 def _is_frame_name(name: str) -> bool:
     return name.startswith("frame_") and name.endswith(".png")
-
-
-def _describe(exc: BaseException) -> str:
-    """A short human cause from a PyAV/OS exception, without paths or tracebacks."""
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).strip().rstrip(".")

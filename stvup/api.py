@@ -23,6 +23,7 @@ from .resume import SEGMENT_SECONDS, job_settings, open_output
 from .shots import DEFAULT_THRESHOLD
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, probe
+from .video.filters import plan_deinterlace
 from .video.trim import CONTEXT, Span, iter_span
 from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
 
@@ -146,6 +147,8 @@ def upscale(
     segment_seconds: float = SEGMENT_SECONDS,
     start: str | float | None = None,
     duration: str | float | None = None,
+    deinterlace: str = "auto",
+    deinterlace_rate: str = "frame",
 ) -> UpscaleResult:
     """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
     ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
@@ -164,13 +167,16 @@ def upscale(
     (:mod:`stvup.resume`): after an interruption the same call continues from the last complete segment, unless
     the input or a setting changed or ``resume`` is False. ``start`` and ``duration`` (seconds, or HH:MM:SS.ms)
     upsample only that span, with its real neighbours as context and its audio and subtitles cut to match
-    (:mod:`stvup.video.trim`).
+    (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and ``deinterlace_rate`` (frame, field): interlaced
+    input is found and deinterlaced with bwdif first (:mod:`stvup.video.filters`).
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
     time_factor, fps_value = _check_options(time, fps, scene_threshold)
     span = Span.parse(start, duration)
     info = probe(in_path, input_fps=parse_rate(input_fps))
+    deint = plan_deinterlace(in_path, info, deinterlace, deinterlace_rate)
+    info = deint.adjust(info) if deint is not None else info
     if span is not None:
         span.check(info)
     if output is not None:
@@ -187,7 +193,7 @@ def upscale(
     rate_out = output_rate(info.rate, time_factor, fps_value)
 
     settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold,
-                            span.as_dict() if span else None)  # fmt: skip
+                            span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
     writer = open_output(
         out_path,
         input=in_path,
@@ -211,7 +217,10 @@ def upscale(
     frames_in = 0
     frames_out = resumed
     chosen = (upscaler.precision, str(upscaler.device))
-    frames = iter_span(in_path, info, span) if span is not None else iter_frames(in_path, input_fps=info.rate)
+    if span is not None:
+        frames = iter_span(in_path, info, span, deint)
+    else:
+        frames = iter_frames(in_path, input_fps=parse_rate(input_fps), deinterlace=deint)
     total = info.frame_count if span is None else _span_frames(span, info)
     with writer, frames as stream:
 
@@ -243,7 +252,7 @@ def upscale(
         except BaseException as exc:
             _note_resumable(exc, writer)
             raise
-        problems = list(getattr(stream, "problems", []))
+        problems = ([deint.reason] if deint else []) + list(getattr(stream, "problems", []))
         concealed = getattr(stream, "concealed", 0)
     if progress is not None:
         progress(Progress(in_path, frames_in, frames_in, frames_out, *chosen))

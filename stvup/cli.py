@@ -194,6 +194,18 @@ def _video_options(fn=None, *, only: tuple[str, ...] | None = None):
             "finds fewer cuts. Each shot is upsampled on its own; nothing is interpolated across a cut.",
         ),
         "no-scene-detect": click.option("--no-scene-detect", is_flag=True, help="Treat the whole input as one shot."),
+        "deinterlace": click.option(
+            "--deinterlace",
+            type=click.Choice(["auto", "on", "off"]),
+            default="auto",
+            help="auto: deinterlace (bwdif) what the stream flags or idet finds interlaced, and say so; on: always.",
+        ),
+        "deinterlace-rate": click.option(
+            "--deinterlace-rate",
+            type=click.Choice(["frame", "field"]),
+            default="frame",
+            help="Deinterlaced frames: one per frame (same rate) or one per field (twice the rate, smoother).",
+        ),
         "start": click.option(
             "--start",
             default=None,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .errors import OutputError, UsageError
 from .errors import describe as _describe
+from .video.writer import _default_mode
 
 __all__ = ["PreviewResult", "parse_crop", "preview"]
 
@@ -101,19 +102,21 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
 
 
 def _label(text: str, width: int) -> np.ndarray:
-    """A dark bar ``width`` wide with ``text`` in light capitals (clipped at the right edge)."""
+    """A dark bar ``width`` wide with ``text`` in light capitals: half size if it does not fit, clipped if it still
+    does not."""
     bar = np.full((_BAR, width, 3), 24, np.uint8)
+    scale = _SCALE if 6 + 6 * _SCALE * len(text) <= width else 1
     x = 6
     for char in text.upper():
         glyph = _GLYPHS.get(char, _GLYPHS[" "])
         cells = np.array([c == "#" for c in glyph], bool).reshape(7, 5)
-        ink = np.kron(cells, np.ones((_SCALE, _SCALE), bool))
+        ink = np.kron(cells, np.ones((scale, scale), bool))
         w = min(ink.shape[1], width - x)
         if w <= 0:
             break
         region = bar[4 : 4 + ink.shape[0], x : x + w]
         region[ink[:, :w]] = 235
-        x += 6 * _SCALE
+        x += 6 * scale
     return bar
 
 
@@ -136,6 +139,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent)
         with os.fdopen(handle, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _default_mode(0o666))  # mkstemp makes owner-only files
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(path, f"cannot write the picture ({_describe(exc)})") from None
@@ -203,10 +207,10 @@ def preview(
     kept_bicubic = _bicubic(lr[0], size)
     new_bicubic = (kept_bicubic + _bicubic(lr[-1], size)) / 2  # the last frame has no next: its own copy
     panels = [
-        (kept_bicubic, f"bicubic  kept frame {float(span.start):.2f} s"),
-        (outs[0].image, f"stvup ×{s}  kept frame"),
-        (new_bicubic, "bicubic + blend  new frame t=0.5"),
-        (outs[1].image, f"stvup ×{s}  new frame t=0.5"),
+        (kept_bicubic, f"bicubic  kept {float(span.start):.2f} s"),
+        (outs[0].image, f"stvup ×{s}  kept"),
+        (new_bicubic, "bicubic+blend  new t=0.5"),
+        (outs[1].image, f"stvup ×{s}  new t=0.5"),
     ]
     tiles = []
     for image, text in panels:

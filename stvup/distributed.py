@@ -50,6 +50,7 @@ class _Video:
     rate_out: Fraction
     writer_options: dict[str, Any]
     span: Any = None
+    deint: Any = None
     parts_left: int = 0
     parts: int = 0
     done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
@@ -90,7 +91,7 @@ class _Worker:
 
     def run_part(self, key: tuple[int, int], src: str, input_fps: Fraction, work: str, suffix: str,
                  segment_frames: int, start: int, stop: int | None, rate_out: Fraction, writer_options: dict,
-                 scene_threshold: float | None, span: Any, progress: Any) -> dict[str, Any]:  # fmt: skip
+                 scene_threshold: float | None, span: Any, deint: Any, progress: Any) -> dict[str, Any]:  # fmt: skip
         """Makes output frames ``[start, stop)`` of ``src`` as segments in ``work``; returns them and what it saw."""
         from .resume import SegmentSink
         from .video import iter_frames, probe
@@ -102,13 +103,18 @@ class _Worker:
         seen = [0]
         made = 0
         try:
-            frames = iter_frames(src, input_fps) if span is None else iter_span(src, probe(src, input_fps), span)
+            if span is None:
+                frames = iter_frames(src, input_fps, deint)
+            else:
+                info = probe(src, input_fps)
+                frames = iter_span(src, deint.adjust(info) if deint else info, span, deint)
             if span is not None and span.duration is not None:
                 ends = span.output_frames(rate_out)
                 stop = ends if stop is None else min(stop, ends)
             with frames as stream:
                 pairs = ((f.image, f.time) for f in stream)
-                outputs = self.upscaler.stream(pairs, stream.info.rate, rate_out, lambda i: seen.__setitem__(0, i + 1),
+                rate_in = stream.info.rate * (deint.factor if deint and span is None else 1)
+                outputs = self.upscaler.stream(pairs, rate_in, rate_out, lambda i: seen.__setitem__(0, i + 1),
                                                scene_threshold=scene_threshold, skip=start, stop=stop,
                                                on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
                 for out in outputs:
@@ -162,6 +168,8 @@ def batch_on_ray(
     segment_seconds: float | None = None,
     start: str | float | None = None,
     duration: str | float | None = None,
+    deinterlace: str = "auto",
+    deinterlace_rate: str = "frame",
 ) -> Any:
     """:func:`stvup.batch` on Ray: the same inputs, outputs, options and result, the work spread over ``workers``
     actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
@@ -171,6 +179,7 @@ def batch_on_ray(
     from .resume import SEGMENT_SECONDS, Job, job_identity, job_settings, segment_length
     from .timing import output_rate, parse_rate
     from .video import probe
+    from .video.filters import plan_deinterlace
     from .video.trim import Span
     from .weights import checkpoint_model_name, default_weights_path, load_checkpoint
 
@@ -231,12 +240,14 @@ def batch_on_ray(
             continue
         try:
             info = probe(src, input_fps=parse_rate(input_fps))
+            deint = plan_deinterlace(os.fspath(src), info, deinterlace, deinterlace_rate)
+            info = deint.adjust(info) if deint is not None else info
             if span is not None:
                 span.check(info)
             rate_out = output_rate(info.rate, factor, fps_value)
             frames = segment_length(rate_out, seconds)
             settings = job_settings(fingerprint, rate_out, codec, crf, preset, pix_fmt, threshold,
-                                    span.as_dict() if span else None)  # fmt: skip
+                                    span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
             job = Job(dst, job_identity(src, settings, frames), resume)
         except StvupError as exc:
             result.failures[os.fspath(src)] = str(exc)
@@ -247,7 +258,7 @@ def batch_on_ray(
                           "rate": rate_out, "codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
                           "color": info.color, "rotation": info.rotation,
                           "sample_aspect_ratio": info.sample_aspect_ratio}  # fmt: skip
-        v = _Video(src, dst, info, job, rate_out, writer_options, span=span)
+        v = _Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
         v.resumed = sum(s["frames"] for s in job.segments.values())
         videos.append(v)
         # Parts: runs of missing segments, about as many parts in all as there are workers (or more videos).
@@ -283,7 +294,7 @@ def batch_on_ray(
                 ref = actor.run_part.remote((part.video, part.start), os.fspath(v.src), parse_rate(input_fps),
                                             os.fspath(v.job.work), v.dst.suffix.lower(),
                                             v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
-                                            v.writer_options, threshold, span, queue)  # fmt: skip
+                                            v.writer_options, threshold, span, v.deint, queue)  # fmt: skip
                 running[ref] = (actor, part)
             ready, _ = ray.wait(list(running), timeout=_POLL)
             for key, made in _drain(queue):
@@ -364,7 +375,8 @@ def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision:
     done = UpscaleResult(
         input=os.fspath(v.src), output=os.fspath(v.dst), frames_in=v.report.get("frames_in", 0), frames_out=frames_out,
         input_rate=v.info.rate, output_rate=v.rate_out, input_size=(v.info.width, v.info.height), output_size=(w, h),
-        seconds=time.perf_counter() - v.began, skipped_streams=skipped, problems=v.report.get("problems", []),
+        seconds=time.perf_counter() - v.began, skipped_streams=skipped,
+        problems=([v.deint.reason] if v.deint else []) + v.report.get("problems", []),
         device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
         concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
         notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"],

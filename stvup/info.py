@@ -93,9 +93,11 @@ def collect_info() -> dict[str, object]:
 def describe_input(path: str) -> dict[str, object]:
     """What ``stvup info INPUT`` prints: how stvup reads a video or frame folder (size, pixel shape, rate, ...)."""
     from .video import probe
+    from .video.filters import plan_deinterlace
     from .video.formats import display_aspect_ratio, ratio_text
 
     info = probe(path)
+    interlacing = plan_deinterlace(path, info)
     sar = info.sample_aspect_ratio
     return {
         "path": info.path,
@@ -105,6 +107,7 @@ def describe_input(path: str) -> dict[str, object]:
         "sample_aspect_ratio": ratio_text(sar),
         "display_aspect_ratio": ratio_text(display_aspect_ratio(info.width, info.height, sar)),
         "rotation": info.rotation,
+        "scan": "interlaced: " + interlacing.reason.split("(", 1)[1].split(")")[0] if interlacing else "progressive",
         "rate": str(info.rate),
         "frames": info.frame_count,
         "duration_s": float(info.duration) if info.duration is not None else None,

@@ -372,12 +372,16 @@ def job_settings(
     pix_fmt: str | None,
     scene_threshold: float | None,
     span: dict[str, Any] | None = None,
+    deinterlace: str | None = None,
 ) -> dict[str, Any]:
     """The settings besides the input that shape an output: the upscaler's fingerprint (weights as they run,
-    precision, device kind, tiling), the output rate, the encoder's settings, the scene-cut threshold and the span
-    of the input (``--start``/``--duration``)."""
-    return {"upscaler": fingerprint, "output_rate": str(rate_out), "codec": codec, "crf": crf, "preset": preset,
-            "pix_fmt": pix_fmt, "scene_threshold": scene_threshold, "span": span}  # fmt: skip
+    precision, device kind, tiling), the output rate, the encoder's settings, the scene-cut threshold, the span
+    of the input (``--start``/``--duration``) and the deinterlacing (None, or its rate)."""
+    settings = {"upscaler": fingerprint, "output_rate": str(rate_out), "codec": codec, "crf": crf, "preset": preset,
+                "pix_fmt": pix_fmt, "scene_threshold": scene_threshold, "span": span}  # fmt: skip
+    if deinterlace is not None:  # only then, so that journals of progressive runs stay as they were
+        settings["deinterlace"] = deinterlace
+    return settings
 
 
 def job_identity(input: str | os.PathLike, settings: dict[str, Any], segment_frames: int) -> dict[str, Any]:

@@ -199,14 +199,15 @@ def probe(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> VideoI
         container.close()
 
 
-def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> FrameStream:
+def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25), deinterlace: Any = None) -> FrameStream:
     """Decode an input one frame at a time, in display order, as RGB arrays with timestamps.
 
     Decoding is threaded and lazy: besides the decoder's own reference frames, at most 8 decoded frames are held (at
     the start, while choosing between PTS and DTS), so memory does not grow with the length of the input. The
     returned :class:`FrameStream` also carries :attr:`FrameStream.info` (the :func:`probe` result) and
     :attr:`FrameStream.problems`. Raises :class:`~stvup.errors.InputError` for unusable inputs, either at once or,
-    for a file that turns out to contain no decodable frame, from the iteration.
+    for a file that turns out to contain no decodable frame, from the iteration. ``deinterlace``: a
+    :class:`~stvup.video.filters.Deinterlace` to run the decoded frames through.
     """
     path_str = os.fspath(path)
     info = probe(path_str, input_fps)
@@ -214,7 +215,7 @@ def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> 
     if info.kind == "frames":
         stream._frames = _iter_folder(path_str, info)
     else:
-        stream._frames = _iter_container(path_str, info, stream)
+        stream._frames = _iter_container(path_str, info, stream, deinterlace)
     return stream
 
 
@@ -422,16 +423,22 @@ def _safe_decode(stream: Any, packet: Any) -> list:
         return []
 
 
-def _iter_container(path: str, info: VideoInfo, report: FrameStream) -> Generator[DecodedFrame, None, None]:
+def _iter_container(
+    path: str, info: VideoInfo, report: FrameStream, deinterlace: Any = None
+) -> Generator[DecodedFrame, None, None]:
     container = _open_input(path)
     try:
         stream = _video_stream(path, container)
         stream.thread_type = "AUTO"
+        frames = _decode_all(container, stream, report)
         clock = _Clock(info.rate, stream.time_base)
+        if deinterlace is not None:
+            frames = deinterlace.apply(frames, stream)
+            clock = _Clock(info.rate * deinterlace.factor, deinterlace.time_base(stream.time_base))
         convert = _RgbConverter(info.color)
         lookahead: list[Any] = []
         index = 0
-        for frame in _decode_all(container, stream, report):
+        for frame in frames:
             if not clock.decided:
                 lookahead.append(frame)
                 if len(lookahead) < _TIMESTAMP_LOOKAHEAD:

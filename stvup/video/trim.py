@@ -16,6 +16,7 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av.error
 
@@ -41,7 +42,7 @@ _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 def parse_time(text: str | float | int | Fraction, option: str = "--start") -> Fraction:
     """``"90"``, ``"1.5"``, ``"01:30"``, ``"0:01:30.250"`` → seconds as a Fraction; a one-line error otherwise."""
     if isinstance(text, (int, float, Fraction)) and not isinstance(text, bool):
-        value = Fraction(text)
+        value = Fraction(str(text)) if isinstance(text, float) else Fraction(text)  # 0.2 means 1/5, not its binary
     else:
         raw = str(text).strip()
         clock = _CLOCK.match(raw)
@@ -96,14 +97,15 @@ class Span:
         return {"start": str(self.start), "duration": None if self.duration is None else str(self.duration)}
 
 
-def iter_span(path: str, info: VideoInfo, span: Span) -> FrameStream:
-    """Like :func:`~stvup.video.iter_frames`, for the frames of ``span`` and ``CONTEXT`` frames on each side."""
+def iter_span(path: str, info: VideoInfo, span: Span, deinterlace: Any = None) -> FrameStream:
+    """Like :func:`~stvup.video.iter_frames`, for the frames of ``span`` and ``CONTEXT`` frames on each side.
+    ``info`` describes the frames as they come out (after ``deinterlace``, if any)."""
     span.check(info)
     stream = FrameStream(path=path, info=info)
     if info.kind == "frames":
         stream._frames = _folder_span(path, info, span)
     else:
-        stream._frames = _container_span(path, info, span, stream)
+        stream._frames = _container_span(path, info, span, stream, deinterlace)
     return stream
 
 
@@ -116,7 +118,9 @@ def _folder_span(path: str, info: VideoInfo, span: Span) -> Generator[DecodedFra
         yield DecodedFrame(frame.image, frame.time - span.start, frame.index)
 
 
-def _container_span(path: str, info: VideoInfo, span: Span, report: FrameStream) -> Generator[DecodedFrame, None, None]:
+def _container_span(
+    path: str, info: VideoInfo, span: Span, report: FrameStream, deinterlace: Any
+) -> Generator[DecodedFrame, None, None]:
     container = _open_input(path)
     try:
         video = _video_stream(path, container)
@@ -130,11 +134,15 @@ def _container_span(path: str, info: VideoInfo, span: Span, report: FrameStream)
                 container.seek(origin + math.floor(target / tb), stream=video, backward=True)
             except av.error.FFmpegError:
                 container.seek(0)
+        frames = _decode_all(container, video, report)
+        if deinterlace is not None:  # bwdif's timestamps: half the time base, so twice the origin
+            frames = deinterlace.apply(frames, video)
+            tb, origin = deinterlace.time_base(tb), origin * 2
         convert = _RgbConverter(info.color)
         after = 0
         index = 0
         last: Fraction | None = None
-        for frame in _decode_all(container, video, report):
+        for frame in frames:
             time = (frame.pts - origin) * tb if frame.pts is not None and tb else None
             if time is None or (last is not None and time <= last):
                 time = (last + step) if last is not None else span.start

@@ -24,6 +24,7 @@ from .shots import DEFAULT_THRESHOLD
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, probe
 from .video.filters import plan_deinterlace
+from .video.formats import default_codec
 from .video.trim import CONTEXT, Span, iter_span
 from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
 
@@ -82,7 +83,7 @@ def load_upscaler(
     device: str = "auto",
     precision: str = "auto",
     space: int | None = None,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
 ) -> Upscaler:
@@ -130,10 +131,10 @@ def upscale(
     weights: str | os.PathLike | None = None,
     device: str = "auto",
     precision: str = "auto",
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int | None = None,
     preset: str | None = None,
     pix_fmt: str | None = None,
@@ -191,7 +192,9 @@ def upscale(
     if output is None:
         _check_output(in_path, out_path, overwrite)
     rate_out = output_rate(info.rate, time_factor, fps_value)
+    codec = codec or default_codec(info.bit_depth)  # HEVC Main10 for deep input, H.264 otherwise
 
+    upscaler.plan_tile(info.height, info.width)  # before the fingerprint: the tile shapes the pictures
     settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold,
                             span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
     writer = open_output(
@@ -212,6 +215,7 @@ def upscale(
         rotation=info.rotation,
         sample_aspect_ratio=info.sample_aspect_ratio,
         window=(span.start, span.end) if span is not None else None,
+        bit_depth=info.bit_depth,
     )
     resumed = getattr(writer, "resumed", 0)
     frames_in = 0
@@ -252,7 +256,7 @@ def upscale(
         except BaseException as exc:
             _note_resumable(exc, writer)
             raise
-        problems = ([deint.reason] if deint else []) + list(getattr(stream, "problems", []))
+        problems = ([deint.reason] if deint else []) + list(getattr(stream, "problems", [])) + upscaler.notes
         concealed = getattr(stream, "concealed", 0)
     if progress is not None:
         progress(Progress(in_path, frames_in, frames_in, frames_out, *chosen))
@@ -365,7 +369,7 @@ def batch(
     device: str = "auto",
     precision: str = "auto",
     space: int | None = None,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
     ray: str | None = None,

@@ -65,7 +65,7 @@ def benchmark(
     model: str | None = None,
     device: str = "auto",
     precision: str = "auto",
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     baseline: bool = True,
 ) -> dict[str, object]:
     """Runs the benchmark and returns its report (seconds per output frame per stage, fps, settings)."""
@@ -130,11 +130,22 @@ def benchmark(
                 "total": times.wall / n_out,
             },
             "wall_over_model": times.wall / max(times.busy["model"], 1e-9),
+            "peak_memory_mb": _peak_memory_mb(upscaler.device),
             "fps": n_out / times.wall,
         }
         if baseline:
             report["baseline"] = _ffmpeg_baseline(src, Path(tmp) / "baseline.mp4", out_w, out_h, rate_out)
     return report
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """The most memory this process has held: GPU memory on CUDA, else the resident set (the process's whole
+    life, so run ``stvup bench`` in a fresh process to measure one configuration)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _ffmpeg_baseline(src: Path, dst: Path, width: int, height: int, rate: Fraction) -> dict[str, object]:

@@ -172,18 +172,23 @@ def _video_options(fn=None, *, only: tuple[str, ...] | None = None):
         ),
         "tile": click.option(
             "--tile",
-            type=click.IntRange(min=32),
-            default=None,
-            metavar="N",
-            help="Split frames into overlapping N×N-pixel tiles (input pixels) to bound memory.",
+            default="auto",
+            metavar="auto|off|N",
+            help="Split frames into overlapping N×N tiles (input pixels) to bound memory; auto picks N from the frame "
+            "size and the free memory (at most 2 GB on a CPU); off keeps frames whole.",
         ),
         "codec": click.option(
-            "--codec", default="libx264", help="Video encoder: libx264, libx265, ffv1 (lossless), ..."
+            "--codec",
+            default=None,
+            help="Video encoder: libx264, libx265, ffv1 (lossless), prores_ks, ... Default: libx264, or libx265 "
+            "(Main10/12) for input deeper than 8 bits.",
         ),
         "crf": click.option("--crf", type=int, default=None, help="Constant rate factor (quality) of x264/x265."),
         "preset": click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
         "pix-fmt": click.option(
-            "--pix-fmt", default=None, help="Output pixel format (default: the codec's, e.g. yuv420p)."
+            "--pix-fmt",
+            default=None,
+            help="Output pixel format. Default: the codec's (yuv420p), or a 10/12/16-bit one for deeper input.",
         ),
         "input-fps": click.option("--input-fps", default="25", help="Frame rate of frame-folder inputs."),
         "scene-threshold": click.option(
@@ -436,7 +441,7 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
 @click.option(
     "--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", help="Arithmetic precision (as upscale)."
 )
-@click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
+@click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
 @click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(size, frames, time_, model_name, weights, device, precision, tile, no_baseline, as_json) -> None:
@@ -741,7 +746,7 @@ def train(
     default="fp32",
     help="Arithmetic precision (fp32 by default, so that scores compare across machines).",
 )
-@click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile size in input pixels.")
+@click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
 @click.option(
     "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."
 )

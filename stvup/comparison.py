@@ -158,7 +158,7 @@ def preview(
     device: str = "auto",
     precision: str = "auto",
     space: int | None = None,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     input_fps: str | float | Fraction = 25,
 ) -> PreviewResult:
     """Writes ``output`` (default ``<input>_preview.png``): bicubic | stvup for the kept frame at ``at`` (seconds or

@@ -151,14 +151,14 @@ def batch_on_ray(
     device: str = "auto",
     precision: str = "auto",
     space: int | None = None,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
     workers: int | None = None,
     retries: int = 2,
     time: str | float | Fraction | None = None,
     fps: str | float | Fraction | None = None,
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int | None = None,
     preset: str | None = None,
     pix_fmt: str | None = None,
@@ -180,6 +180,7 @@ def batch_on_ray(
     from .timing import output_rate, parse_rate
     from .video import probe
     from .video.filters import plan_deinterlace
+    from .video.formats import default_codec
     from .video.trim import Span
     from .weights import checkpoint_model_name, default_weights_path, load_checkpoint
 
@@ -245,8 +246,9 @@ def batch_on_ray(
             if span is not None:
                 span.check(info)
             rate_out = output_rate(info.rate, factor, fps_value)
+            chosen_codec = codec or default_codec(info.bit_depth)
             frames = segment_length(rate_out, seconds)
-            settings = job_settings(fingerprint, rate_out, codec, crf, preset, pix_fmt, threshold,
+            settings = job_settings(fingerprint, rate_out, chosen_codec, crf, preset, pix_fmt, threshold,
                                     span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
             job = Job(dst, job_identity(src, settings, frames), resume)
         except StvupError as exc:
@@ -255,9 +257,9 @@ def batch_on_ray(
                 on_done(None, str(exc))
             continue
         writer_options = {"width": info.width * scale, "height": info.height * scale,
-                          "rate": rate_out, "codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+                          "rate": rate_out, "codec": chosen_codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
                           "color": info.color, "rotation": info.rotation,
-                          "sample_aspect_ratio": info.sample_aspect_ratio}  # fmt: skip
+                          "sample_aspect_ratio": info.sample_aspect_ratio, "bit_depth": info.bit_depth}  # fmt: skip
         v = _Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
         v.resumed = sum(s["frames"] for s in job.segments.values())
         videos.append(v)

@@ -107,6 +107,7 @@ def describe_input(path: str) -> dict[str, object]:
         "sample_aspect_ratio": ratio_text(sar),
         "display_aspect_ratio": ratio_text(display_aspect_ratio(info.width, info.height, sar)),
         "rotation": info.rotation,
+        "bit_depth": info.bit_depth,
         "scan": "interlaced: " + interlacing.reason.split("(", 1)[1].split(")")[0] if interlacing else "progressive",
         "rate": str(info.rate),
         "frames": info.frame_count,

@@ -33,6 +33,7 @@ from .errors import InputError, UsageError
 from .model import STVUN, TwoStream
 from .model.twostream import STREAMS, TIME_MODES
 from .shots import DEFAULT_THRESHOLD, ShotDetector
+from .tiling import choose_tile, is_out_of_memory, memory_budget, parse_tile
 from .timing import times_in_interval
 
 __all__ = ["PRECISIONS", "OutputFrame", "Upscaler", "fast_bf16", "resolve_device", "resolve_precision"]
@@ -43,7 +44,8 @@ HALF = 3  # frames on each side of the window centre
 
 @dataclass
 class OutputFrame:
-    """One upsampled frame: ``index`` j (its time is ``j / rate``), ``image`` (H, W, 3) uint8 RGB."""
+    """One upsampled frame: ``index`` j (its time is ``j / rate``), ``image`` (H, W, 3) RGB, uint8 (uint16 from a
+    deep source)."""
 
     index: int
     image: np.ndarray
@@ -144,7 +146,7 @@ class Upscaler:
         device: str | torch.device = "auto",
         precision: str = "auto",
         space: int | None = None,
-        tile: int | None = None,
+        tile: int | str | None = "auto",
         tile_overlap: int = 16,
         stream: str = "ts",
         time_mode: str = "recursive",
@@ -171,10 +173,26 @@ class Upscaler:
         if self.space not in (2, 4) or model.scale % self.space:
             raise UsageError(f"--space {self.space} is not possible with a ×{model.scale} model")
         m = model.size_multiple
-        if tile is not None and tile < 2 * m:
+        tile = parse_tile(tile)
+        if isinstance(tile, int) and tile < 2 * m:
             raise UsageError(f"--tile must be at least {2 * m} pixels, got {tile}")
-        self.tile = None if tile is None else -(-tile // m) * m
+        self.auto_tile = tile == "auto"  # decided per frame size by plan_tile (stvup.tiling)
+        self.tile: int | None = None if tile in (None, "auto") else -(-tile // m) * m
+        self._planned: tuple[int, int] | None = None
         self.overlap = -(-tile_overlap // m) * m
+        self.notes: list[str] = []  # what the run adapted to (a smaller tile after running out of memory)
+
+    def plan_tile(self, height: int, width: int) -> int | None:
+        """With ``tile="auto"``, chooses the tile for ``height × width`` input frames from the memory budget
+        (:func:`stvup.tiling.choose_tile`); returns the tile in use (None: whole frames)."""
+        if self.auto_tile and self._planned != (height, width):
+            name = getattr(getattr(self.model, "config", None), "name", "two-stream")
+            budget = memory_budget(self.device)
+            self.tile = choose_tile(height, width, name, self.precision, budget, self.model.scale,
+                                    self.model.size_multiple)  # fmt: skip
+            self._planned = (height, width)
+            self._fingerprint = None
+        return self.tile
 
     def fingerprint(self) -> str:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
@@ -194,23 +212,28 @@ class Upscaler:
     # -- tensors ---------------------------------------------------------------------------------------------------
 
     def _prepare(self, image: np.ndarray) -> torch.Tensor:
-        """uint8 ``(h, w, 3)`` → ``(1, 3, H, W)`` in [-1, 1], padded (edge replication) to the model's multiple."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).unsqueeze(0)
-        x = x.float() / 127.5 - 1.0
+        """uint8 (or uint16, from a deep source) ``(h, w, 3)`` → ``(1, 3, H, W)`` in [-1, 1], padded (edge
+        replication) to the model's multiple."""
+        if image.dtype == np.uint16:
+            x = torch.from_numpy(image.astype(np.float32)).to(self.device).permute(2, 0, 1).unsqueeze(0) / 32767.5 - 1.0
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).unsqueeze(0)
+            x = x.float() / 127.5 - 1.0
         m = self.model.size_multiple
         ph, pw = -x.shape[2] % m, -x.shape[3] % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return x.to(self.dtype).contiguous(memory_format=self.memory_format)
 
-    def _finish(self, y: torch.Tensor, h: int, w: int) -> np.ndarray:
-        """Network output → cropped, optionally reduced, uint8 ``(space·h, space·w, 3)``."""
+    def _finish(self, y: torch.Tensor, h: int, w: int, deep: bool = False) -> np.ndarray:
+        """Network output → cropped, optionally reduced ``(space·h, space·w, 3)``, uint8 (uint16 if ``deep``)."""
         s = self.model.scale
         y = y[:, :, : h * s, : w * s].float()
         if self.space != s:
             y = F.interpolate(y, size=(h * self.space, w * self.space), mode="bicubic", antialias=True)
-        y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return y[0].permute(1, 2, 0).cpu().numpy()
+        top = 65535 if deep else 255
+        y = ((y.clamp(-1, 1) + 1) * (top / 2)).round().to(torch.int32)
+        return y[0].permute(1, 2, 0).cpu().numpy().astype(np.uint16 if deep else np.uint8)
 
     # -- one window ------------------------------------------------------------------------------------------------
 
@@ -220,8 +243,31 @@ class Upscaler:
         return [(y0, y1, x0, x1) for y0, y1 in tile_spans(hh, self.tile, self.overlap)
                 for x0, x1 in tile_spans(ww, self.tile, self.overlap)]  # fmt: skip
 
-    @torch.inference_mode()
     def _window(
+        self,
+        frames: list[torch.Tensor],
+        ids: list[int],
+        cache: dict[tuple[int, int], list[torch.Tensor]],
+        times: list[float],
+    ) -> list[torch.Tensor]:
+        """:meth:`_window_once`; out of memory, the tile is halved and the window run again (no frame is lost)."""
+        while True:
+            try:
+                return self._window_once(frames, ids, cache, times)
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                _, _, hh, ww = frames[HALF].shape
+                m = self.model.size_multiple
+                smaller = (self.tile or max(hh, ww)) // 2 // m * m
+                if not is_out_of_memory(exc) or smaller < 2 * m:
+                    raise
+                self.tile, self.auto_tile, self._fingerprint = smaller, False, None
+                self.notes.append(f"ran out of memory: went on with --tile {smaller}")
+                cache.clear()  # features were cached per tile of the old tiling
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    @torch.inference_mode()
+    def _window_once(
         self,
         frames: list[torch.Tensor],
         ids: list[int],
@@ -327,6 +373,7 @@ class Upscaler:
         carried: list[int] = []  # output frames after a cut that copy the next shot's first frame
         ended = False  # ``stop`` reached
         size: tuple[int, int] | None = None
+        deep = False  # uint16 frames in (a 10- to 16-bit source): uint16 frames out
         n = 0
         done = 0  # next window to process
 
@@ -360,7 +407,7 @@ class Upscaler:
                 ids = [first + reflect(i + d - first, end - first) for d in range(-HALF, HALF + 1)]
                 outs = self._window([buf[j][0] for j in ids], ids, cache, [float(t) for _, t in wanted])
                 for (j, t), y in zip(wanted, outs):
-                    yield OutputFrame(j, self._finish(y, *size), i, t)
+                    yield OutputFrame(j, self._finish(y, *size, deep), i, t)
             for key in [key for key in cache if key[0] <= i - HALF]:
                 del cache[key]
             for key in [key for key in buf if key <= i - HALF]:
@@ -368,7 +415,8 @@ class Upscaler:
 
         for image, time in frames:
             if size is None:
-                size = image.shape[:2]
+                size, deep = image.shape[:2], image.dtype == np.uint16
+                self.plan_tile(*size)
             elif image.shape[:2] != size:
                 got, want = f"{image.shape[1]}x{image.shape[0]}", f"{size[1]}x{size[0]}"
                 raise InputError(None, f"frame {n} is {got}, not {want} like frame 0")

@@ -106,3 +106,8 @@ def test_flow_check_scores_blending_and_each_weights(tmp_path, tiny_weights, cap
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("frame blending: L_M ") and lines[1].startswith(f"{tiny_weights}: L_M ")
     assert all("(3 frames)" in line for line in lines)  # 7 frames: 4 kept inputs, 3 odd targets between them
+
+
+def test_tile_memory_example():
+    report = _load("tile_memory").main(["stvun-tiny", "fp32", "32", "--frames", "2"])
+    assert report["peak_mb"] >= report["loaded_mb"] > 0 and report["s_per_frame"] > 0

@@ -6,6 +6,7 @@ import json
 from fractions import Fraction
 
 import av
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -63,3 +64,75 @@ def test_square_pixels_stay_square_and_info_shows_the_shape(tmp_path, weights): 
     assert facts["size"] == "180x120" and facts["frames"] == 6
     bad = CliRunner().invoke(cli, ["info", str(tmp_path / "missing.mp4")])
     assert bad.exit_code == 1 and bad.output.strip().count("\n") == 0 and "missing.mp4" in bad.output
+
+
+# -- bit depth and HDR -------------------------------------------------------------------------------------------
+
+PQ = {"color_trc": 16, "color_primaries": 9, "colorspace": 9, "color_range": 1}  # SMPTE 2084 in BT.2020
+
+
+def _ramp10(path, width=128, height=64, frames=6, tags=PQ):
+    """A 10-bit HEVC clip whose rows are a shallow ramp (10-bit levels 400 to 600: 201 levels, 51 in 8 bits)."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx265", rate=24, options={"x265-params": "log-level=error", "crf": "4"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p10le"
+        for key, value in tags.items():
+            setattr(video.codec_context, key, value)
+        luma = np.tile(np.linspace(400, 600, width).round().astype(np.uint16), (height, 1))
+        chroma = np.full((height // 2, width // 2), 512, np.uint16)
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p10le")
+            for plane, data in zip(frame.planes, (luma, chroma, chroma)):
+                rows = np.zeros((data.shape[0], plane.line_size // 2), np.uint16)
+                rows[:, : data.shape[1]] = data
+                plane.update(rows.tobytes())
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
+def _levels(path) -> tuple[int, str, dict]:
+    """Distinct luma levels along the middle row of the first frame, the pixel format, and the colour tags."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frame = next(container.decode(stream))
+        ctx = stream.codec_context
+        tags = {k: getattr(ctx, k) for k in PQ}
+        bytes_per = 2 if frame.format.components[0].bits > 8 else 1
+        row = np.frombuffer(frame.planes[0], np.uint16 if bytes_per == 2 else np.uint8)
+        row = row.reshape(frame.height, -1)[frame.height // 2, 8 : frame.width - 8]
+        return len(np.unique(row)), frame.format.name, tags
+
+
+def test_ten_bit_hdr_stays_ten_bit_with_its_tags(tmp_path, weights):  # noqa: F811
+    src = _ramp10(tmp_path / "hdr.mkv")
+    assert probe(src).bit_depth == 10
+    out = tmp_path / "out.mkv"
+    result = stvup.upscale(src, out, weights=weights, precision="fp32")
+    levels, pix_fmt, tags = _levels(out)
+    assert pix_fmt == "yuv420p10le" and levels >= 150, (pix_fmt, levels)
+    assert tags == PQ and probe(out).codec == "hevc" and result.output_size == (512, 256)
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "expected"), [("libx264", None, "yuv420p10le"), ("ffv1", None, None),
+                                                            ("libx264", "yuv420p", "yuv420p")])  # fmt: skip
+def test_ten_bit_with_other_codecs(tmp_path, weights, codec, pix_fmt, expected):  # noqa: F811
+    src = _ramp10(tmp_path / "hdr.mkv")
+    out = tmp_path / "out.mkv"
+    stvup.upscale(src, out, weights=weights, codec=codec, pix_fmt=pix_fmt, precision="fp32")
+    levels, got, tags = _levels(out)
+    if expected is not None:
+        assert got == expected
+    if pix_fmt is None:  # deep unless asked otherwise: H.264 High 10, FFV1 at 16 bits (RGB: its matrix is RGB)
+        kept = ("color_trc", "color_primaries") if codec == "ffv1" else tuple(PQ)
+        assert levels >= 150 and all(tags[k] == PQ[k] for k in kept), tags
+    else:  # an explicit 8-bit format is what the user asked for
+        assert levels < 100
+
+
+def test_hdr_never_silently_eight_bit(tmp_path, weights):  # noqa: F811
+    src = _ramp10(tmp_path / "hdr.mkv")
+    with pytest.raises(stvup.UsageError, match="PQ"):
+        stvup.upscale(src, tmp_path / "out.avi", weights=weights, codec="mpeg4")
+    assert not (tmp_path / "out.avi").exists()

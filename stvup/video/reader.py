@@ -49,7 +49,7 @@ from av.video.reformatter import Colorspace, VideoReformatter
 
 from stvup.errors import InputError
 from stvup.errors import describe as _describe
-from stvup.video.formats import stream_sample_aspect_ratio
+from stvup.video.formats import format_bit_depth, stream_sample_aspect_ratio
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -115,6 +115,7 @@ class VideoInfo:
     audio_streams: int
     subtitle_streams: int
     sample_aspect_ratio: Fraction = Fraction(1)
+    bit_depth: int = 8  # bits per component; deeper sources decode to uint16 RGB (stvup.video.formats)
 
     @property
     def display_width(self) -> int:
@@ -408,6 +409,7 @@ def _probe_container(path: str, container: Any, input_fps: Fraction) -> VideoInf
         audio_streams=len(container.streams.audio),
         subtitle_streams=len(container.streams.subtitles),
         sample_aspect_ratio=stream_sample_aspect_ratio(stream),
+        bit_depth=format_bit_depth(first_frame.format),
     )
 
 
@@ -435,7 +437,7 @@ def _iter_container(
         if deinterlace is not None:
             frames = deinterlace.apply(frames, stream)
             clock = _Clock(info.rate * deinterlace.factor, deinterlace.time_base(stream.time_base))
-        convert = _RgbConverter(info.color)
+        convert = _RgbConverter(info.color, info.bit_depth > 8)
         lookahead: list[Any] = []
         index = 0
         for frame in frames:
@@ -639,28 +641,29 @@ def _effective_color(frame: Any, ctx: Any) -> dict[str, int]:
 
 
 class _RgbConverter:
-    """Frame -> contiguous (h, w, 3) uint8 RGB, reusing one swscale context for the whole stream.
+    """Frame -> contiguous (h, w, 3) RGB, uint8 (uint16 for ``deep`` sources), reusing one swscale context.
 
     A frame's own matrix/range tags win; untagged frames use the stream's resolved ``color`` (see :func:`probe`), so
     the conversion always matches what :attr:`VideoInfo.color` reports to the writer.
     """
 
-    def __init__(self, color: dict[str, int]) -> None:
+    def __init__(self, color: dict[str, int], deep: bool = False) -> None:
         self.colorspace = color.get("colorspace", _SPC_BT709)
         self.color_range = color.get("color_range", _RANGE_MPEG)
         self.reformatter = VideoReformatter()
+        self.rgb = "rgb48le" if deep else "rgb24"
 
     def __call__(self, frame: Any) -> np.ndarray:
         name = frame.format.name
         if frame.format.is_rgb or name == "pal8" or name.startswith(("gray", "ya")):
-            rgb = self.reformatter.reformat(frame, format="rgb24")
+            rgb = self.reformatter.reformat(frame, format=self.rgb)
         else:
             colorspace = _tag(frame.colorspace, unspecified=_SPC_UNSPECIFIED)
             matrix = _SWS_MATRIX.get(colorspace) or _SWS_MATRIX.get(self.colorspace) or Colorspace.ITU709
             color_range = _tag(frame.color_range, unspecified=_RANGE_UNSPECIFIED)
             if color_range == _RANGE_UNSPECIFIED:
                 color_range = _RANGE_JPEG if name.startswith("yuvj") else self.color_range
-            rgb = self.reformatter.reformat(frame, format="rgb24", src_colorspace=matrix, src_color_range=color_range)
+            rgb = self.reformatter.reformat(frame, format=self.rgb, src_colorspace=matrix, src_color_range=color_range)
         return np.ascontiguousarray(rgb.to_ndarray())
 
 

@@ -138,7 +138,7 @@ def _container_span(
         if deinterlace is not None:  # bwdif's timestamps: half the time base, so twice the origin
             frames = deinterlace.apply(frames, video)
             tb, origin = deinterlace.time_base(tb), origin * 2
-        convert = _RgbConverter(info.color)
+        convert = _RgbConverter(info.color, info.bit_depth > 8)
         after = 0
         index = 0
         last: Fraction | None = None

@@ -42,6 +42,7 @@ from av.video.reformatter import VideoReformatter
 
 from stvup.errors import OutputError, StvupError, UsageError
 from stvup.errors import describe as _describe
+from stvup.video.formats import HDR_TRANSFERS, deep_pix_fmt
 from stvup.video.partial import partial_prefix, remove_stale_partials
 from stvup.video.passthrough import PacketCopier, unwritable_streams
 from stvup.video.reader import _SWS_MATRIX
@@ -137,6 +138,7 @@ class VideoWriter(_AtomicWriter):
         copy_audio: bool = True,
         copy_subtitles: bool = True,
         sample_aspect_ratio: Fraction = Fraction(1),
+        bit_depth: int = 8,
     ) -> None:
         self.path = os.fspath(path)
         self.width, self.height = _check_size(width, height)
@@ -159,7 +161,8 @@ class VideoWriter(_AtomicWriter):
         turned = self._rotate_pixels and self.rotation in (90, 270)
         enc_w, enc_h = (self.height, self.width) if turned else (self.width, self.height)
         codec_obj = _video_encoder(codec or "libx264")
-        settings = _encoder_settings(codec_obj, crf, preset, pix_fmt)
+        transfer = (color or {}).get("color_trc", 2)
+        settings = _encoder_settings(codec_obj, crf, preset, pix_fmt, bit_depth, transfer)
         self.pix_fmt = settings.pop("pix_fmt")
         _check_subsampling(self.path, self.pix_fmt, enc_w, enc_h)
         self.color = _output_color(color, self.pix_fmt)
@@ -216,8 +219,7 @@ class VideoWriter(_AtomicWriter):
         if self._rotate_pixels:
             image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
         try:
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame = self._convert(frame)
+            frame = self._convert(_rgb_frame(image))
             frame.pts = self.frames_written
             frame.time_base = self._stream.codec_context.time_base
             packets = self._stream.encode(frame)
@@ -335,6 +337,7 @@ class FrameFolderWriter(_AtomicWriter):
         rotation: int = 0,
         copy_audio: bool = True,
         copy_subtitles: bool = True,
+        bit_depth: int = 8,
     ) -> None:
         del codec, crf, preset, pix_fmt, color  # video-only settings
         self.path = os.fspath(path).rstrip("/" + (os.altsep or "") + os.sep) or os.fspath(path)
@@ -363,7 +366,7 @@ class FrameFolderWriter(_AtomicWriter):
         out_w, out_h = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
         self._encoder = av.CodecContext.create("png", "w")
         self._encoder.width, self._encoder.height = out_w, out_h
-        self._encoder.pix_fmt = "rgb24"
+        self._encoder.pix_fmt = "rgb48be" if bit_depth > 8 else "rgb24"  # 16-bit PNGs for a deep source
         self._encoder.time_base = 1 / self.rate
 
     def write(self, image: np.ndarray) -> None:
@@ -373,7 +376,7 @@ class FrameFolderWriter(_AtomicWriter):
         image = _check_image(image, self.width, self.height)
         if self.rotation:
             image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame = _rgb_frame(image).reformat(format=self._encoder.pix_fmt)
         frame.pts = self.frames_written
         try:
             self._save(self._encoder.encode(frame))
@@ -468,11 +471,17 @@ def _check_rotation(rotation: int) -> int:
 
 
 def _check_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != (height, width, 3):
+    ok = isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16) and image.shape == (height, width, 3)
+    if not ok:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"expected a ({height}, {width}, 3) uint8 RGB array, got shape {shape} dtype {dtype}")
+        raise ValueError(f"expected a ({height}, {width}, 3) uint8/uint16 RGB array, got shape {shape} dtype {dtype}")
     return np.ascontiguousarray(image)
+
+
+def _rgb_frame(image: np.ndarray) -> Any:
+    """A PyAV frame of an RGB array: 8 bits, or 16 (a deep source's frames)."""
+    return av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
 
 
 def _video_encoder(name: str) -> Any:
@@ -485,10 +494,21 @@ def _video_encoder(name: str) -> Any:
     return codec
 
 
-def _encoder_settings(codec: Any, crf: int | None, preset: str | None, pix_fmt: str | None) -> dict[str, Any]:
-    """Pixel format and private options for ``codec``, filling in the documented defaults."""
+def _encoder_settings(
+    codec: Any, crf: int | None, preset: str | None, pix_fmt: str | None, bit_depth: int = 8, transfer: int = 2
+) -> dict[str, Any]:
+    """Pixel format and private options for ``codec``, filling in the documented defaults: a deep format for a
+    ``bit_depth`` over 8 (:func:`~stvup.video.formats.deep_pix_fmt`). An HDR ``transfer`` is never written in 8 bits
+    unless ``pix_fmt`` asks for it."""
     defaults = _CODEC_DEFAULTS.get(codec.name, {})
     formats = [f.name for f in (codec.video_formats or ())]
+    if pix_fmt is None:
+        pix_fmt = deep_pix_fmt(codec.name, bit_depth, formats)
+        if pix_fmt is None and transfer in HDR_TRANSFERS:
+            raise UsageError(
+                f"the input is HDR ({HDR_TRANSFERS[transfer]}) and {codec.name} has no 10-bit pixel format here; "
+                "use --codec libx265, or pass --pix-fmt to accept 8 bits and banding"
+            )
     if pix_fmt is None:
         pix_fmt = defaults.get("pix_fmt") or ("yuv420p" if "yuv420p" in formats or not formats else formats[0])
     elif formats and pix_fmt not in formats:

@@ -1,0 +1,95 @@
+"""``--tile auto``: how large a piece of the frame the network sees at once.
+
+Two costs pull in opposite directions. Large activations fall out of the CPU's caches (and out of memory: a 4K
+output of the full STVUN in fp32 needs over 10 GB in one piece), so the time per pixel grows with the piece: on
+this project's CPU, a 960×540 input (4K output) took 1.45× the time per pixel of a 240×135 one. But tiles overlap
+(16 input pixels, blended, :mod:`stvup.pipeline`), and the overlap is computed twice: ``(t / (t - 16))²``, 1.31×
+at 128 and 1.09× at 368. Measured per output pixel, tiles of about 368 input pixels balance the two, so ``auto``
+keeps frames up to about that many pixels whole and cuts larger ones into such tiles — smaller when the memory
+budget says so: at most 2 GB on a CPU (or half of what is free, if less) and 80 % of the free memory of a GPU.
+
+Peak memory is estimated as a fixed part plus a part per input pixel of the piece, measured for each named model
+and precision with ``examples/tile_memory.py`` (README, "Tiles and memory"). If the estimate is wrong
+and memory runs out anyway, :class:`~stvup.pipeline.Upscaler` halves the tile and runs the window again: frames are
+never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import UsageError
+
+__all__ = ["SWEET", "choose_tile", "estimate_bytes", "is_out_of_memory", "memory_budget", "parse_tile"]
+
+SWEET = 368  # input pixels per tile side that measured fastest per pixel, overlap included
+CPU_CAP = 2 << 30  # bytes: the most a CPU run should take
+OVERLAP = 16
+
+# Peak bytes above the loaded model while one window runs: (fixed, per input pixel of the piece), measured on CPU
+# with 4-frame streams at 64², 128² and 256² input (fixed: the model's buffers, output accumulators not included).
+_COST = {
+    ("stvun", "fp32"): (60 << 20, 25_700),
+    ("stvun", "bf16"): (40 << 20, 22_600),
+    ("stvun-small", "fp32"): (30 << 20, 9_900),
+    ("stvun-small", "bf16"): (20 << 20, 5_800),
+}
+
+
+def estimate_bytes(model: str, precision: str, pixels: int, output_pixels: int = 0) -> int:
+    """Peak bytes one window of ``pixels`` input pixels takes, plus the float accumulators of a tiled window's
+    outputs (``output_pixels``, for up to 4 times at once). Unknown variants are priced as the full STVUN."""
+    family = "stvun-small" if model.startswith("stvun-small") or model.startswith("stvun-tiny") else "stvun"
+    if model.startswith("two-stream"):
+        family = "stvun-small"
+    fixed, per_pixel = _COST[(family, "fp32" if precision == "fp32" else "bf16")]
+    return fixed + per_pixel * pixels + 4 * 4 * 4 * output_pixels
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes a run may use: 80 % of a GPU's free memory; on a CPU, 2 GB or half the available memory if less."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.8)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        available = 2 * CPU_CAP
+    return min(CPU_CAP, available // 2)
+
+
+def choose_tile(
+    height: int, width: int, model: str, precision: str, budget: int, scale: int, multiple: int = 16
+) -> int | None:
+    """The tile side (input pixels) for ``height × width`` input frames; None keeps frames whole."""
+    out_pixels = height * width * scale * scale
+    whole = height * width
+    if whole <= 1.1 * SWEET * SWEET and estimate_bytes(model, precision, whole) <= budget:
+        return None
+    tile = min(SWEET, -(-max(height, width) // multiple) * multiple)
+    while tile > 2 * multiple and estimate_bytes(model, precision, tile * tile, out_pixels) > budget:
+        tile -= 2 * multiple
+    return max(tile, 2 * multiple)
+
+
+def parse_tile(value: int | str | None) -> int | str | None:
+    """``--tile``: ``auto``, ``off`` (whole frames) or a size in input pixels."""
+    if value is None or value == "auto" or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return None if text == "off" else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--tile must be auto, off or a size in pixels, not {value!r}") from None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyTorch running out of memory (CUDA, or the CPU allocator)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

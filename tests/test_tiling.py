@@ -1,0 +1,83 @@
+"""--tile auto (issue 15, item 4): the choice under a memory budget, and running on after running out of memory."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from stvup.errors import UsageError
+from stvup.pipeline import Upscaler
+from stvup.tiling import SWEET, choose_tile, estimate_bytes, parse_tile
+
+from .test_upscale import _frames, _tiny
+
+GB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("size", "model", "precision", "budget", "expected"),
+    [
+        ((135, 240), "stvun-small", "bf16", 2 * GB, None),  # 540p output: whole frames
+        ((270, 480), "stvun-small", "bf16", 2 * GB, None),  # 1080p output: still whole (1.07× per pixel)
+        ((540, 960), "stvun-small", "bf16", 2 * GB, SWEET),  # 4K output
+        ((135, 240), "stvun", "fp32", GB, None),
+        ((135, 240), "stvun", "fp32", 512 << 20, 112),  # the paper's network in fp32 needs 25.7 kB per pixel
+    ],
+)
+def test_the_choice(size, model, precision, budget, expected):
+    assert choose_tile(*size, model, precision, budget, scale=4) == expected
+
+
+@pytest.mark.parametrize("budget", [3 * GB, 2 * GB, GB, 600 << 20, 300 << 20])
+def test_a_smaller_budget_gives_smaller_tiles_that_fit(budget):
+    tile = choose_tile(540, 960, "stvun", "fp32", budget, scale=4)
+    assert tile % 16 == 0 and 32 <= tile <= SWEET
+    if tile > 32:
+        assert estimate_bytes("stvun", "fp32", tile * tile, 540 * 960 * 16) <= budget
+    smaller = choose_tile(540, 960, "stvun", "fp32", budget // 2, scale=4)
+    assert smaller <= tile
+
+
+def test_parse_tile():
+    assert (
+        parse_tile("auto") == "auto"
+        and parse_tile("off") is None
+        and parse_tile("96") == 96
+        and parse_tile(None) is None
+    )
+    with pytest.raises(UsageError, match="--tile must be auto, off or a size"):
+        parse_tile("big")
+
+
+def test_small_frames_stay_whole_with_auto():
+    up = Upscaler(_tiny(), device="cpu")
+    list(up.stream(_frames(4), Fraction(25), Fraction(50)))
+    assert up.auto_tile and up.tile is None
+
+
+def test_out_of_memory_halves_the_tile_and_loses_nothing(monkeypatch):
+    frames = _frames(6, h=64, w=96)
+    reference = [o.image for o in Upscaler(_tiny(), device="cpu", tile=48).stream(frames, Fraction(25), Fraction(50))]
+    model = _tiny()
+    encode = model.encode
+
+    def limited(x):  # an allocator that cannot hold more than 48×48 pixels at once
+        if x.shape[-1] * x.shape[-2] > 48 * 48:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes")
+        return encode(x)
+
+    monkeypatch.setattr(model, "encode", limited)
+    up = Upscaler(model, device="cpu", tile="auto")
+    outs = list(up.stream(frames, Fraction(25), Fraction(50)))
+    assert [o.index for o in outs] == list(range(12))
+    assert up.tile == 48 and up.notes == ["ran out of memory: went on with --tile 48"]
+    assert all(np.array_equal(o.image, r) for o, r in zip(outs, reference))
+
+
+def test_other_errors_are_not_taken_for_memory(monkeypatch):
+    model = _tiny()
+    monkeypatch.setattr(model, "encode", lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        list(Upscaler(model, device="cpu").stream(_frames(4), Fraction(25), Fraction(50)))

@@ -14,12 +14,11 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_options import PRECISIONS, api_options, video_options
+from .cli_output import progress_bar, report, result_dict, tracker
 from .errors import StvupError
 from .kit.cli import kit
-from .shots import DEFAULT_THRESHOLD
 from .signals import Terminated, stop_on_signals
-
-PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 class StvupGroup(click.Group):
@@ -115,204 +114,6 @@ def convert(src: Path, dst: Path, model_name: str, dtype: str, overwrite: bool) 
     click.echo(f"{dst}  sha256 {digest}")
 
 
-def _video_options(fn=None, *, only: tuple[str, ...] | None = None):
-    """Options shared by ``upscale`` and ``batch`` (the model, time and encoder settings); ``only`` picks some of
-    them for another command (``@_video_options(only=("weights", ...))``)."""
-    if fn is None:
-        return lambda f: _video_options(f, only=only)
-    options = {
-        "space": click.option(
-            "--space",
-            type=click.Choice(["2", "4"]),
-            default=None,
-            help="Spatial factor. Default: the model's (×4 for stvun).",
-        ),
-        "time": click.option(
-            "--time",
-            default=None,
-            metavar="K",
-            help="Frame-rate factor: integer or rational (2, 4, 2.5, 5/2). Default 1 (space only).",
-        ),
-        "fps": click.option(
-            "--fps", default=None, metavar="F", help="Target frame rate instead of --time (60, 60000/1001)."
-        ),
-        "model": click.option(
-            "--model",
-            default=None,
-            help="Model variant (see `stvup info`); `two-stream` for a two-stream checkpoint. Default: read from "
-            "the weights.",
-        ),
-        "stream": click.option(
-            "--stream",
-            type=click.Choice(["ts", "st"]),
-            default="ts",
-            show_default=True,
-            help="Two-stream models: ts interpolates LR frames then upsamples, st upsamples then interpolates.",
-        ),
-        "time-mode": click.option(
-            "--time-mode",
-            type=click.Choice(["recursive", "direct"]),
-            default="recursive",
-            show_default=True,
-            help="Two-stream models: recursive halving for times k/2^n (as trained), direct f_T(t) for the rest.",
-        ),
-        "weights": click.option(
-            "--weights",
-            type=click.Path(exists=True, dir_okay=False),
-            default=None,
-            help="Checkpoint (.safetensors or .pth). Default: the shipped weights.",
-        ),
-        "device": click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
-        "precision": click.option(
-            "--precision",
-            type=click.Choice(["auto", *PRECISIONS]),
-            default="auto",
-            help="Arithmetic precision. auto: bf16 on CPUs with AVX-512 BF16 or AMX and on recent GPUs, else fp32 "
-            "(CPU) or fp16 (older GPUs). fp16 needs CUDA.",
-        ),
-        "tile": click.option(
-            "--tile",
-            default="auto",
-            metavar="auto|off|N",
-            help="Split frames into overlapping N×N tiles (input pixels) to bound memory; auto picks N from the frame "
-            "size and the free memory (at most 2 GB on a CPU); off keeps frames whole.",
-        ),
-        "codec": click.option(
-            "--codec",
-            default=None,
-            help="Video encoder: libx264, libx265, ffv1 (lossless), prores_ks, ... Default: libx264, or libx265 "
-            "(Main10/12) for input deeper than 8 bits.",
-        ),
-        "crf": click.option("--crf", type=int, default=None, help="Constant rate factor (quality) of x264/x265."),
-        "preset": click.option("--preset", default=None, help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
-        "pix-fmt": click.option(
-            "--pix-fmt",
-            default=None,
-            help="Output pixel format. Default: the codec's (yuv420p), or a 10/12/16-bit one for deeper input.",
-        ),
-        "input-fps": click.option("--input-fps", default="25", help="Frame rate of frame-folder inputs."),
-        "scene-threshold": click.option(
-            "--scene-threshold",
-            type=click.FloatRange(min=0, max=1, min_open=True),
-            default=DEFAULT_THRESHOLD,
-            help="Scene-cut detection: the share of the colour histogram (0-1) that must change at a hard cut; larger "
-            "finds fewer cuts. Each shot is upsampled on its own; nothing is interpolated across a cut.",
-        ),
-        "no-scene-detect": click.option("--no-scene-detect", is_flag=True, help="Treat the whole input as one shot."),
-        "deinterlace": click.option(
-            "--deinterlace",
-            type=click.Choice(["auto", "on", "off"]),
-            default="auto",
-            help="auto: deinterlace (bwdif) what the stream flags or idet finds interlaced, and say so; on: always.",
-        ),
-        "deinterlace-rate": click.option(
-            "--deinterlace-rate",
-            type=click.Choice(["frame", "field"]),
-            default="frame",
-            help="Deinterlaced frames: one per frame (same rate) or one per field (twice the rate, smoother).",
-        ),
-        "start": click.option(
-            "--start",
-            default=None,
-            metavar="TIME",
-            help="Upsample from TIME on (seconds, or HH:MM:SS.ms); seeks, and cuts audio and subtitles to match.",
-        ),
-        "duration": click.option(
-            "--duration", default=None, metavar="TIME", help="Upsample only this long a span (as --start)."
-        ),
-        "no-resume": click.option(
-            "--no-resume",
-            is_flag=True,
-            help="Start over even if an interrupted run of the same job left finished segments beside the output.",
-        ),
-        "segment-seconds": click.option(
-            "--segment-seconds",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="Video outputs are written in segments of this length (default: 4), so that an interrupted run "
-            "can resume where it stopped.",
-        ),
-        "overwrite": click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
-        "quiet": click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        "json": click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
-    }
-    for name, option in reversed(options.items()):
-        if only is None or name in only:
-            fn = option(fn)
-    return fn
-
-
-def _progress_bar(quiet: bool, head: str = "{task.description}", fields: tuple[str, ...] = ("{task.fields[fps]} fps",)):
-    """A rich progress bar on stderr (``head``, bar, count, ``fields``, elapsed, ETA); a no-op when quiet."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn(head),
-        BarColumn(),
-        MofNCompleteColumn(),
-        *(TextColumn(f) for f in fields),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-        transient=False,
-    )
-
-
-def _tracker(bar, description: str):
-    """A progress callback that moves one rich task: input frames done, output frames per second."""
-    import time as _t
-
-    state: dict[str, object] = {}
-
-    def update(p) -> None:
-        # The task appears with the first frame, so errors found before any decoding print alone.
-        if "task" not in state:
-            chosen = f" ({p.precision} on {p.device})" if getattr(p, "precision", "") else ""
-            state["task"] = bar.add_task(description + chosen, total=None, fps="-")
-            state["start"] = _t.perf_counter()
-        elapsed = max(_t.perf_counter() - state["start"], 1e-9)
-        bar.update(state["task"], completed=p.frames_in, total=p.total, fps=f"{p.frames_out / elapsed:.2f}")
-
-    return update
-
-
-def _result_dict(r) -> dict:
-    from .video.formats import display_aspect_ratio, ratio_text
-
-    w, h = r.output_size
-    dar = ratio_text(display_aspect_ratio(w, h, r.sample_aspect_ratio)) if h else None
-    return {
-        "input": r.input, "output": r.output, "skipped": r.skipped, "frames_in": r.frames_in,
-        "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
-        "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
-        "skipped_streams": r.skipped_streams, "problems": r.problems, "device": r.device, "precision": r.precision,
-        "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts], "concealed_frames": r.concealed_frames,
-        "resumed_frames": r.resumed_frames, "notes": r.notes, "sample_aspect_ratio": ratio_text(r.sample_aspect_ratio),
-        "display_aspect_ratio": dar,
-    }  # fmt: skip
-
-
-def _api_options(options: dict) -> dict:
-    """The shared video options as keyword arguments of :func:`stvup.upscale` / :func:`stvup.batch`."""
-    options = dict(options)
-    options["space"] = int(options["space"]) if options["space"] else None
-    if options.pop("no_scene_detect"):
-        options["scene_threshold"] = None
-    options["resume"] = not options.pop("no_resume")
-    if options["segment_seconds"] is None:
-        del options["segment_seconds"]  # the library's default (stvup.resume imports PyAV; this module must not)
-    return options
-
-
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
@@ -322,46 +123,20 @@ def _api_options(options: dict) -> dict:
     default=None,
     help="Output video, or a folder for PNG frames. Default: INPUT_stvup_xS.mp4 beside INPUT.",
 )
-@_video_options
+@video_options
 def upscale(input_path: Path, output: Path | None, quiet: bool, as_json: bool, **options) -> None:
     """Upsample INPUT (a video or a folder of numbered frames) in space and time."""
     from .api import upscale as run
 
-    with _progress_bar(quiet or as_json) as bar:
-        result = run(input_path, output, progress=_tracker(bar, input_path.name), **_api_options(options))
-    _report([result], as_json, quiet)
-
-
-def _report(results, as_json: bool, quiet: bool) -> None:
-    if as_json:
-        click.echo(json.dumps([_result_dict(r) for r in results] if len(results) != 1 else _result_dict(results[0])))
-        return
-    for r in results:
-        if quiet:
-            continue
-        if r.skipped:
-            click.echo(f"{r.output}: already complete, skipped", err=True)
-            continue
-        w, h = r.output_size
-        click.echo(
-            f"{r.output}: {r.frames_out} frames {w}x{h} @ {r.output_rate} fps from {r.frames_in} input frames "
-            f"in {r.seconds:.1f} s ({r.precision} on {r.device})",
-            err=True,
-        )
-        for line in r.notes:
-            click.echo(f"  {line}", err=True)
-        if r.cuts:
-            shown = ", ".join(f"{t:.2f} s" for _, t in r.cuts[:8]) + (", ..." if len(r.cuts) > 8 else "")
-            click.echo(f"  {len(r.cuts)} scene cut{'s' * (len(r.cuts) > 1)}, each shot upsampled alone: {shown}",
-                       err=True)  # fmt: skip
-        for line in r.skipped_streams + r.problems:
-            click.echo(f"  warning: {line}", err=True)
+    with progress_bar(quiet or as_json) as bar:
+        result = run(input_path, output, progress=tracker(bar, input_path.name), **api_options(options))
+    report([result], as_json, quiet)
 
 
 @cli.command()
 @click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@_video_options
+@video_options
 @click.option(
     "--ray",
     is_flag=False,
@@ -375,20 +150,20 @@ def batch(in_dir: Path, out_dir: Path, quiet: bool, as_json: bool, **options) ->
     """Upsample every video and frame folder in IN_DIR into OUT_DIR; skips finished ones, carries on past errors."""
     from .api import batch as run
 
-    with _progress_bar(quiet or as_json) as bar:
+    with progress_bar(quiet or as_json) as bar:
         state = {"update": None}
 
         def on_start(src, dst) -> None:
-            state["update"] = _tracker(bar, src.name)
+            state["update"] = tracker(bar, src.name)
 
         def progress(p) -> None:
             state["update"](p)
 
-        result = run(in_dir, out_dir, on_start=on_start, progress=progress, **_api_options(options))
+        result = run(in_dir, out_dir, on_start=on_start, progress=progress, **api_options(options))
     if as_json:
-        click.echo(json.dumps({"results": [_result_dict(r) for r in result.results], "failures": result.failures}))
+        click.echo(json.dumps({"results": [result_dict(r) for r in result.results], "failures": result.failures}))
     else:
-        _report(result.results, False, quiet)
+        report(result.results, False, quiet)
         for message in result.failures.values():
             click.echo(f"failed: {message}", err=True)
         if not quiet:
@@ -410,7 +185,7 @@ def batch(in_dir: Path, out_dir: Path, quiet: bool, as_json: bool, **options) ->
     help="PNG to write. Default: INPUT_preview.png beside INPUT.",
 )
 @click.option("--crop", default=None, metavar="WxH+X+Y", help="Show only this region (output pixels), at full size.")
-@_video_options(only=("space", "model", "weights", "device", "precision", "tile", "input-fps", "overwrite", "json"))
+@video_options(only=("space", "model", "weights", "device", "precision", "tile", "input-fps", "overwrite", "json"))
 def preview(input_path: Path, as_json: bool, **options) -> None:
     """Write one picture: bicubic next to stvup at output size, for a kept and a new frame at --at; in seconds."""
     from .comparison import preview as run
@@ -701,7 +476,7 @@ def train(
         max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
         checkpoint_every=checkpoint_every, log_every=log_every,
     )  # fmt: skip
-    bar = _progress_bar(quiet, "stage {task.fields[stage]}", ("{task.fields[losses]}", "{task.fields[rate]} samples/s"))
+    bar = progress_bar(quiet, "stage {task.fields[stage]}", ("{task.fields[losses]}", "{task.fields[rate]} samples/s"))
     state: dict = {}
 
     def progress(p) -> None:

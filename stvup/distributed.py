@@ -53,6 +53,7 @@ class _Video:
     deint: Any = None
     parts_left: int = 0
     parts: int = 0
+    retried: int = 0  # parts run again after their worker was lost or failed unexpectedly
     done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
     resumed: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
@@ -207,7 +208,9 @@ def batch_on_ray(
                "stream": stream, "time_mode": time_mode}  # fmt: skip
     Actor = _actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
-    pool = [Actor.remote(state_ref, name, options, None if gpus else 1) for _ in range(count)]
+    # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.
+    pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, name, options, None if gpus else 1)
+            for k in range(count)]  # fmt: skip
     try:
         described = ray.get(pool[0].describe.remote())
     except ray.exceptions.RayError as exc:
@@ -320,6 +323,7 @@ def batch_on_ray(
                     bad_input = isinstance(getattr(exc, "cause", None), StvupError)
                     if part.tries <= retries and not v.failed and not bad_input:
                         todo.append(part)
+                        v.retried += 1
                     elif not v.failed:
                         fail(v, f"{v.src}: {_cause(exc)}")
                         v.job.release(keep=True)
@@ -381,7 +385,8 @@ def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision:
         problems=([v.deint.reason] if v.deint else []) + v.report.get("problems", []),
         device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
         concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
-        notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"],
+        notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"]
+        + ([f"{v.retried} part(s) ran again after a failure"] if v.retried else []),
         sample_aspect_ratio=v.info.sample_aspect_ratio,
     )  # fmt: skip
     result.results.append(done)

@@ -105,6 +105,16 @@ def reflect(index: int, n: int) -> int:
     return index if index < n else period - index
 
 
+def balanced_tile(size: int, tile: int, overlap: int, multiple: int) -> int:
+    """The tile length, at most ``tile``, that covers ``size`` with as few tiles as ``tile`` needs but overlapping as
+    little as possible: 540 in tiles of at most 368 takes two tiles of 288, not 368 and 368 (1.36× the work)."""
+    if tile >= size:
+        return size
+    count = -(-(size - overlap) // (tile - overlap))
+    length = -(-(size - overlap) // count) + overlap
+    return min(tile, -(-length // multiple) * multiple)
+
+
 def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """Start/end of overlapping tiles covering ``[0, size)``; the last tile is aligned to the end."""
     if tile >= size:
@@ -240,8 +250,10 @@ class Upscaler:
     def _tiles(self, hh: int, ww: int) -> list[tuple[int, int, int, int]]:
         if self.tile is None:
             return [(0, hh, 0, ww)]
-        return [(y0, y1, x0, x1) for y0, y1 in tile_spans(hh, self.tile, self.overlap)
-                for x0, x1 in tile_spans(ww, self.tile, self.overlap)]  # fmt: skip
+        m = self.model.size_multiple
+        th, tw = (balanced_tile(n, self.tile, self.overlap, m) for n in (hh, ww))
+        return [(y0, y1, x0, x1) for y0, y1 in tile_spans(hh, th, self.overlap)
+                for x0, x1 in tile_spans(ww, tw, self.overlap)]  # fmt: skip
 
     def _window(
         self,

@@ -2,11 +2,13 @@
 
 Two costs pull in opposite directions. Large activations fall out of the CPU's caches (and out of memory: a 4K
 output of the full STVUN in fp32 needs over 10 GB in one piece), so the time per pixel grows with the piece: on
-this project's CPU, a 960×540 input (4K output) took 1.45× the time per pixel of a 240×135 one. But tiles overlap
-(16 input pixels, blended, :mod:`stvup.pipeline`), and the overlap is computed twice: ``(t / (t - 16))²``, 1.31×
-at 128 and 1.09× at 368. Measured per output pixel, tiles of about 368 input pixels balance the two, so ``auto``
-keeps frames up to about that many pixels whole and cuts larger ones into such tiles — smaller when the memory
-budget says so: at most 2 GB on a CPU (or half of what is free, if less) and 80 % of the free memory of a GPU.
+this project's CPU, a 480×270 input (1080p output) took 1.17× the time per pixel of a 240×135 one (540p output).
+But tiles overlap (16 input pixels, blended, :mod:`stvup.pipeline`), and the overlap is computed twice. Tiles of
+at most 256 input pixels, balanced so that they overlap as little as the frame allows (540 rows: three of 192,
+not 256 + 256 + 256 aligned to the end), balance the two: a 4K output took 1.09× the time per pixel of a 540p one
+and peaked at 1.6 GB (`stvup bench`, README "Tiles and memory"), against 1.71× and 2.0 GB with square tiles of 368.
+So ``auto`` keeps frames up to about one tile whole and cuts larger ones into such tiles — smaller when the
+memory budget says so: at most 2 GB on a CPU (or half of what is free, if less) and 80 % of a GPU's free memory.
 
 Peak memory is estimated as a fixed part plus a part per input pixel of the piece, measured for each named model
 and precision with ``examples/tile_memory.py`` (README, "Tiles and memory"). If the estimate is wrong
@@ -24,7 +26,8 @@ from .errors import UsageError
 
 __all__ = ["SWEET", "choose_tile", "estimate_bytes", "is_out_of_memory", "memory_budget", "parse_tile"]
 
-SWEET = 368  # input pixels per tile side that measured fastest per pixel, overlap included
+SWEET = 256  # the largest tile side (input pixels): with balanced tiles, the fastest per pixel, overlap included
+WHOLE = 72_000  # input pixels up to which frames stay whole (about one tile; a 540p output's input is 32,400)
 CPU_CAP = 2 << 30  # bytes: the most a CPU run should take
 OVERLAP = 16
 
@@ -66,7 +69,7 @@ def choose_tile(
     """The tile side (input pixels) for ``height × width`` input frames; None keeps frames whole."""
     out_pixels = height * width * scale * scale
     whole = height * width
-    if whole <= 1.1 * SWEET * SWEET and estimate_bytes(model, precision, whole) <= budget:
+    if whole <= WHOLE and estimate_bytes(model, precision, whole) <= budget:
         return None
     tile = min(SWEET, -(-max(height, width) // multiple) * multiple)
     while tile > 2 * multiple and estimate_bytes(model, precision, tile * tile, out_pixels) > budget:

@@ -63,7 +63,10 @@ def test_ray_batch_equals_one_process(tmp_path, videos, weights, local_ray):  # 
             _contents(tmp_path / "one" / name),
         )
         assert [t for t, _ in a_frames] == [t for t, _ in b_frames]
-        assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a_frames, b_frames)), name
+        # The same windows and cuts, so the same frames, up to float rounding: Ray's CPU workers run one PyTorch
+        # thread each, this process runs one per core, and threaded kernels sum in another order.
+        worst = max(int(np.abs(x.astype(int) - y).max()) for (_, x), (_, y) in zip(a_frames, b_frames))
+        assert worst <= 2, (name, worst)
         assert a_audio == b_audio and a_audio
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["long.mkv", "short.mkv"]  # no work folders
 
@@ -111,3 +114,26 @@ def test_a_part_that_fails_is_reported_like_any_batch_failure(tmp_path, weights,
     message = res.failures[str(folder / "resized.ts")]
     assert "resized.ts" in message and "64x32, not 48x32" in message, message
     assert res.results == [] and not (tmp_path / "out" / "resized.mp4").exists()
+
+
+def test_a_part_lost_with_its_worker_is_run_again(tmp_path, videos, weights, local_ray):  # noqa: F811
+    """A worker killed in the middle of a part (as when a machine goes away): the part runs again, nothing is lost."""
+    import os
+
+    killed = []
+
+    def progress(p) -> None:
+        if not killed and p.frames_out > 0:
+            ray.kill(ray.get_actor(f"stvup-{os.getpid()}-0"), no_restart=False)
+            killed.append(p.frames_out)
+
+    res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
+    assert killed and res.failures == {}
+    assert sorted(r.frames_out for r in res.results) == [12, 80]
+    # The lost part ran again (twice if it first reached the worker while Ray was still restarting it).
+    again = [n for r in res.results for n in r.notes if "ran again" in n]
+    assert len(again) == 1 and again[0] in (
+        "1 part(s) ran again after a failure",
+        "2 part(s) ran again after a failure",
+    )
+    assert probe(tmp_path / "out" / "long.mkv").frame_count == 80

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stvup.errors import UsageError
-from stvup.pipeline import Upscaler
+from stvup.pipeline import Upscaler, balanced_tile
 from stvup.tiling import SWEET, choose_tile, estimate_bytes, parse_tile
 
 from .test_upscale import _frames, _tiny
@@ -20,7 +20,7 @@ GB = 1 << 30
     ("size", "model", "precision", "budget", "expected"),
     [
         ((135, 240), "stvun-small", "bf16", 2 * GB, None),  # 540p output: whole frames
-        ((270, 480), "stvun-small", "bf16", 2 * GB, None),  # 1080p output: still whole (1.07× per pixel)
+        ((270, 480), "stvun-small", "bf16", 2 * GB, SWEET),  # 1080p output: tiles of the fastest size
         ((540, 960), "stvun-small", "bf16", 2 * GB, SWEET),  # 4K output
         ((135, 240), "stvun", "fp32", GB, None),
         ((135, 240), "stvun", "fp32", 512 << 20, 112),  # the paper's network in fp32 needs 25.7 kB per pixel
@@ -49,6 +49,12 @@ def test_parse_tile():
     )
     with pytest.raises(UsageError, match="--tile must be auto, off or a size"):
         parse_tile("big")
+
+
+def test_balanced_tiles_overlap_as_little_as_they_can():
+    assert balanced_tile(540, 256, 16, 16) == 192  # three tiles of 192, not three of 256
+    assert balanced_tile(960, 256, 16, 16) == 256 and balanced_tile(100, 256, 16, 16) == 100
+    assert balanced_tile(270, 256, 16, 16) == 144  # two tiles of 144 instead of 256 + 256
 
 
 def test_small_frames_stay_whole_with_auto():

@@ -87,3 +87,24 @@ def test_other_errors_are_not_taken_for_memory(monkeypatch):
     monkeypatch.setattr(model, "encode", lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         list(Upscaler(model, device="cpu").stream(_frames(4), Fraction(25), Fraction(50)))
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_tiles_fit_a_capped_gpu():
+    """Under a memory cap (a small GPU), auto picks tiles that fit, or halves them on running out: all frames come."""
+    import torch
+
+    from stvup.model import build_model
+
+    torch.cuda.set_per_process_memory_fraction(0.02)  # about 1.6 GB of an 80 GB card
+    try:
+        up = Upscaler(build_model("stvun-small"), device="cuda", precision="fp16", tile="auto")
+        frames = _frames(4, h=540, w=960)  # a 4K output
+        outs = list(up.stream(frames, Fraction(25), Fraction(50)))
+        assert [o.index for o in outs] == list(range(8)) and outs[0].image.shape == (2160, 3840, 3)
+        assert (
+            up.tile is not None
+            and torch.cuda.max_memory_allocated() <= 0.02 * torch.cuda.get_device_properties(0).total_memory
+        )
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)

@@ -61,7 +61,7 @@ class UpscaleResult:
     skipped: bool = False  # batch: output already complete, nothing done
     device: str = ""
     precision: str = ""  # the arithmetic actually used ("auto" resolved)
-    cuts: list[tuple[int, float]] = field(default_factory=list)  # (input frame, seconds) where a new shot begins
+    cuts: list[tuple[int, float]] = field(default_factory=list)  # (input frame, output seconds) where a shot begins
     concealed_frames: int = 0  # frames the decoder flagged as damaged and patched up (error concealment)
     resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.resume)
     notes: list[str] = field(default_factory=list)  # what happened to an earlier run's work (resumed, started over)
@@ -242,12 +242,16 @@ def upscale(
 
         cuts: list[tuple[int, float]] = []
 
+        def source_frame(i: int, t: Fraction) -> int:
+            """A cut's frame number in the input file (a trimmed run counts from its span's context frames)."""
+            return i if span is None else round((t + span.start) * info.rate)
+
         try:
             # Decoder and encoder in their own threads around the model (stvup.overlap); same frames, same order.
             run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
                            depth=4 if overlap else 0, scene_threshold=scene_threshold, skip=resumed,
                            stop=span.output_frames(rate_out) if span is not None else None,
-                           on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
+                           on_cut=lambda i, t: cuts.append((source_frame(i, t), float(t))))  # fmt: skip
         except InputError as exc:
             if exc.path is None:  # the pipeline does not know file names
                 exc = InputError(in_path, exc.cause)

@@ -123,17 +123,16 @@ def test_a_part_lost_with_its_worker_is_run_again(tmp_path, videos, weights, loc
     killed = []
 
     def progress(p) -> None:
-        if not killed and p.frames_out > 0:
-            ray.kill(ray.get_actor(f"stvup-{os.getpid()}-0"), no_restart=False)
+        # The long video's parts report every 4 of their 40 frames: at its first report they are still running.
+        if not killed and p.path.endswith("long.mkv") and p.frames_out > 0:
+            for k in (0, 1):
+                ray.kill(ray.get_actor(f"stvup-{os.getpid()}-{k}"), no_restart=False)
             killed.append(p.frames_out)
 
     res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
     assert killed and res.failures == {}
     assert sorted(r.frames_out for r in res.results) == [12, 80]
-    # The lost part ran again (twice if it first reached the worker while Ray was still restarting it).
-    again = [n for r in res.results for n in r.notes if "ran again" in n]
-    assert len(again) == 1 and again[0] in (
-        "1 part(s) ran again after a failure",
-        "2 part(s) ran again after a failure",
-    )
+    # The lost part ran again; so may a part that reached the worker while Ray was still restarting it.
+    again = [int(n.split()[0]) for r in res.results for n in r.notes if n.endswith("ran again after a failure")]
+    assert 1 <= sum(again) <= 4, again
     assert probe(tmp_path / "out" / "long.mkv").frame_count == 80

@@ -120,6 +120,9 @@ def test_upscale_reports_cuts_and_can_skip_detection(two_shots, upscaler, tmp_pa
     on = stvup.upscale(src, tmp_path / "on.mkv", time=2, upscaler=upscaler, codec="ffv1")
     off = stvup.upscale(src, tmp_path / "off.mkv", time=2, upscaler=upscaler, codec="ffv1", scene_threshold=None)
     assert on.cuts == [(12, 0.48)] and off.cuts == []
+    # A trimmed run names the same input frame, at its time in the trimmed output.
+    part = stvup.upscale(src, tmp_path / "part.mkv", start=0.2, duration=0.4, upscaler=upscaler, codec="ffv1")
+    assert part.cuts == [(12, 0.28)] and part.frames_out == 10
     assert on.frames_out == off.frames_out == 48
     # Lossless all the way: the output frame at the cut (j = 23, halfway) is shot A's last kept frame.
     out = _decode(tmp_path / "on.mkv")

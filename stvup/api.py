@@ -22,8 +22,8 @@ from .pipeline import Upscaler
 from .resume import SEGMENT_SECONDS, job_settings, open_output
 from .shots import DEFAULT_THRESHOLD
 from .timing import output_rate, parse_rate, parse_time_factor
-from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, probe
-from .video.filters import plan_deinterlace
+from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, iter_frames, probe
+from .video.filters import Deinterlace, plan_deinterlace
 from .video.formats import default_codec
 from .video.trim import CONTEXT, Span, iter_span
 from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
@@ -175,11 +175,7 @@ def upscale(
     in_path = os.fspath(input)
     time_factor, fps_value = _check_options(time, fps, scene_threshold)
     span = Span.parse(start, duration)
-    info = probe(in_path, input_fps=parse_rate(input_fps))
-    deint = plan_deinterlace(in_path, info, deinterlace, deinterlace_rate)
-    info = deint.adjust(info) if deint is not None else info
-    if span is not None:
-        span.check(info)
+    info, deint = plan_input(in_path, input_fps, span, deinterlace, deinterlace_rate)
     if output is not None:
         _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
     if upscaler is None:
@@ -293,9 +289,35 @@ def _note_resumable(exc: BaseException, writer: object) -> None:
         exc.add_note(f"the finished part is kept in {work}; run the same command again to resume")
 
 
-def _span_frames(span: Span, info: object) -> int | None:
+def plan_input(
+    path: str, input_fps: str | float | Fraction, span: Span | None, deinterlace: str, deinterlace_rate: str
+) -> tuple[VideoInfo, Deinterlace | None]:
+    """Probes an input and decides its deinterlacing; the info describes the frames as the network gets them
+    (field rate: twice the frames). A span that starts past the end is an error here, before any work."""
+    info = probe(path, input_fps=parse_rate(input_fps))
+    deint = plan_deinterlace(path, info, deinterlace, deinterlace_rate)
+    info = deint.adjust(info) if deint is not None else info
+    if span is not None:
+        span.check(info)
+    return info, deint
+
+
+def batch_target(out_root: Path, src: Path) -> Path:
+    """Where ``batch`` writes ``src``: its name in ``out_root``, MKV and MOV kept, the rest (and folders) MP4."""
+    ext = src.suffix.lower() if src.is_file() and src.suffix.lower() in (".mkv", ".mov") else ".mp4"
+    return out_root / f"{src.stem if src.is_file() else src.name}{ext}"
+
+
+def skipped_result(src: Path, dst: Path) -> UpscaleResult:
+    """The result ``batch`` records for an input whose output is already complete."""
+    done = UpscaleResult(os.fspath(src), os.fspath(dst), 0, 0, Fraction(0), Fraction(0), (0, 0), (0, 0), 0.0)
+    done.skipped = True
+    return done
+
+
+def _span_frames(span: Span, info: VideoInfo) -> int | None:
     """Input frames a trimmed run reads (the span and its context), for the progress bar; None if unknown."""
-    count, rate = getattr(info, "frame_count", None), info.rate
+    count, rate = info.frame_count, info.rate
     if span.duration is not None:
         return round(span.duration * rate) + 2 * CONTEXT
     return None if count is None else max(0, count - round(span.start * rate)) + CONTEXT
@@ -405,13 +427,11 @@ def batch(
                              stream=stream, time_mode=time_mode)  # fmt: skip
     result = BatchResult()
     for src in inputs:
-        ext = src.suffix.lower() if src.is_file() and src.suffix.lower() in (".mkv", ".mov") else ".mp4"
-        dst = out_root / f"{src.stem if src.is_file() else src.name}{ext}"
+        dst = batch_target(out_root, src)
         if on_start is not None:
             on_start(src, dst)
         if _complete(dst) and not overwrite:
-            done = UpscaleResult(os.fspath(src), os.fspath(dst), 0, 0, Fraction(0), Fraction(0), (0, 0), (0, 0), 0.0)
-            done.skipped = True
+            done = skipped_result(src, dst)
             result.results.append(done)
             if on_done is not None:
                 on_done(done, None)

@@ -92,10 +92,11 @@ class _Worker:
 
     def run_part(self, key: tuple[int, int], src: str, input_fps: Fraction, work: str, suffix: str,
                  segment_frames: int, start: int, stop: int | None, rate_out: Fraction, writer_options: dict,
-                 scene_threshold: float | None, span: Any, deint: Any, progress: Any) -> dict[str, Any]:  # fmt: skip
+                 scene_threshold: float | None, span: Any, deint: Any, info: Any,
+                 progress: Any) -> dict[str, Any]:  # fmt: skip
         """Makes output frames ``[start, stop)`` of ``src`` as segments in ``work``; returns them and what it saw."""
         from .resume import SegmentSink
-        from .video import iter_frames, probe
+        from .video import iter_frames
         from .video.trim import iter_span
 
         records: list[dict[str, Any]] = []
@@ -106,9 +107,8 @@ class _Worker:
         try:
             if span is None:
                 frames = iter_frames(src, input_fps, deint)
-            else:
-                info = probe(src, input_fps)
-                frames = iter_span(src, deint.adjust(info) if deint else info, span, deint)
+            else:  # the driver's info: already probed and adjusted for deinterlacing
+                frames = iter_span(src, info, span, deint)
             if span is not None and span.duration is not None:
                 ends = span.output_frames(rate_out)
                 stop = ends if stop is None else min(stop, ends)
@@ -176,11 +176,19 @@ def batch_on_ray(
     actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
     (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
     local one. ``retries``: further tries of a failed part."""
-    from .api import BatchResult, Progress, UpscaleResult, _check_options, _complete, find_inputs
+    from .api import (
+        BatchResult,
+        Progress,
+        UpscaleResult,
+        _check_options,
+        _complete,
+        batch_target,
+        find_inputs,
+        plan_input,
+        skipped_result,
+    )
     from .resume import SEGMENT_SECONDS, Job, job_identity, job_settings, segment_length
     from .timing import output_rate, parse_rate
-    from .video import probe
-    from .video.filters import plan_deinterlace
     from .video.formats import default_codec
     from .video.trim import Span
     from .weights import checkpoint_model_name, default_weights_path, load_checkpoint
@@ -231,23 +239,17 @@ def batch_on_ray(
             on_done(None, message)
 
     for src in inputs:
-        ext = src.suffix.lower() if src.is_file() and src.suffix.lower() in (".mkv", ".mov") else ".mp4"
-        dst = out_root / f"{src.stem if src.is_file() else src.name}{ext}"
+        dst = batch_target(out_root, src)
         if on_start is not None:
             on_start(src, dst)
         if _complete(dst) and not overwrite:
-            done = UpscaleResult(os.fspath(src), os.fspath(dst), 0, 0, Fraction(0), Fraction(0), (0, 0), (0, 0), 0.0)
-            done.skipped = True
+            done = skipped_result(src, dst)
             result.results.append(done)
             if on_done is not None:
                 on_done(done, None)
             continue
         try:
-            info = probe(src, input_fps=parse_rate(input_fps))
-            deint = plan_deinterlace(os.fspath(src), info, deinterlace, deinterlace_rate)
-            info = deint.adjust(info) if deint is not None else info
-            if span is not None:
-                span.check(info)
+            info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
             rate_out = output_rate(info.rate, factor, fps_value)
             chosen_codec = codec or default_codec(info.bit_depth)
             frames = segment_length(rate_out, seconds)
@@ -299,7 +301,7 @@ def batch_on_ray(
                 ref = actor.run_part.remote((part.video, part.start), os.fspath(v.src), parse_rate(input_fps),
                                             os.fspath(v.job.work), v.dst.suffix.lower(),
                                             v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
-                                            v.writer_options, threshold, span, v.deint, queue)  # fmt: skip
+                                            v.writer_options, threshold, span, v.deint, v.info, queue)  # fmt: skip
                 running[ref] = (actor, part)
             ready, _ = ray.wait(list(running), timeout=_POLL)
             for key, made in _drain(queue):

@@ -201,23 +201,22 @@ class Upscaler:
             self.tile = choose_tile(height, width, name, self.precision, budget, self.model.scale,
                                     self.model.size_multiple)  # fmt: skip
             self._planned = (height, width)
-            self._fingerprint = None
         return self.tile
 
     def fingerprint(self) -> str:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
         precision), device kind, scale, tiling and two-stream choices. A resumed run reuses frames only if it
-        matches (:mod:`stvup.resume`)."""
-        if getattr(self, "_fingerprint", None) is None:
-            digest = hashlib.sha256()
-            settings = (type(self.model).__name__, self.device.type, self.precision, self.space, self.tile,
-                        self.overlap, self.stream_name, self.time_mode)  # fmt: skip
-            digest.update(repr(settings).encode())
+        matches (:mod:`stvup.resume`). The weights are hashed once; the settings, which can change (the tile), at
+        each call."""
+        if getattr(self, "_weights_digest", None) is None:
+            weights = hashlib.sha256()
             for key, tensor in self.model.state_dict().items():
-                digest.update(key.encode())
-                digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-            self._fingerprint = digest.hexdigest()
-        return self._fingerprint
+                weights.update(key.encode())
+                weights.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+            self._weights_digest = weights.hexdigest()
+        settings = (type(self.model).__name__, self.device.type, self.precision, self.space, self.tile,
+                    self.overlap, self.stream_name, self.time_mode)  # fmt: skip
+        return hashlib.sha256(f"{settings!r}{self._weights_digest}".encode()).hexdigest()
 
     # -- tensors ---------------------------------------------------------------------------------------------------
 
@@ -272,7 +271,7 @@ class Upscaler:
                 smaller = (self.tile or max(hh, ww)) // 2 // m * m
                 if not is_out_of_memory(exc) or smaller < 2 * m:
                     raise
-                self.tile, self.auto_tile, self._fingerprint = smaller, False, None
+                self.tile, self.auto_tile = smaller, False
                 self.notes.append(f"ran out of memory: went on with --tile {smaller}")
                 cache.clear()  # features were cached per tile of the old tiling
                 if self.device.type == "cuda":

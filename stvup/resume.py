@@ -345,7 +345,8 @@ class SegmentedWriter:
         """Stop: the unfinished segment is dropped, the finished ones and the journal stay for the next run (with
         none finished, the work folder goes too)."""
         self._closed = True
-        self._sink.abort() if hasattr(self, "_sink") else None
+        if hasattr(self, "_sink"):  # absent when the constructor failed before making it
+            self._sink.abort()
         self._job.release(keep=True)
 
     def __enter__(self) -> SegmentedWriter:

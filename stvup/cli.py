@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .cli_options import PRECISIONS, api_options, video_options
@@ -277,13 +278,14 @@ def _stride(ctx, param, value):
 
 
 @cli.command()
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("data", nargs=-1, type=click.Path(exists=True))
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
     default="runs/stvun-small",
-    help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors.",
+    show_default=True,
+    help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors. A resumed run stays in its own folder.",
 )
 @click.option("--model", "model_name", default="stvun-small", help="STVUN variant to train (see `stvup info`).")
 @click.option(
@@ -332,7 +334,8 @@ def _stride(ctx, param, value):
     "--resume",
     type=click.Path(exists=True),
     default=None,
-    help="Continue a run: its folder (last.pt) or a checkpoint file; its saved settings are used.",
+    help="Continue a run (its folder, or a checkpoint file) with its saved settings and footage; only DATA, --out, "
+    "--device, --threads, --precision, stage lengths of unfinished stages and logging may be given.",
 )
 @click.option(
     "--flow-steps",
@@ -462,10 +465,10 @@ def train(
     quiet,
 ) -> None:
     """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 is refused)."""
-    from .training import TrainConfig
+    from .runs import TrainConfig, load_training_checkpoint, resume_config
     from .training import train as run_training
 
-    config = TrainConfig(
+    values = dict(
         data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
         lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
         unlabeled_batch=unlabeled_batch, init=init, flow_steps=flow_steps, flow_lr=flow_lr, flow_patch=flow_patch,
@@ -476,6 +479,16 @@ def train(
         max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
         checkpoint_every=checkpoint_every, log_every=log_every,
     )  # fmt: skip
+    if resume is None:
+        if not data:
+            raise click.UsageError("give the footage to train on (DATA), or --resume a run")
+        config = TrainConfig(**values)
+    else:  # only what the command line names changes; the run's saved settings supply the rest
+        ctx = click.get_current_context()
+        names = {"model_name": "model", "no_augment": "augment"}
+        given = [names.get(p, p) for p in ctx.params if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE]
+        changes = {k: values[k] for k in given if k in values}
+        config = resume_config(load_training_checkpoint(resume), **changes)
     bar = progress_bar(quiet, "stage {task.fields[stage]}", ("{task.fields[losses]}", "{task.fields[rate]} samples/s"))
     state: dict = {}
 

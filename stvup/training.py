@@ -39,7 +39,7 @@ from torch import nn
 from stvup.data.degrade import Degradation
 from stvup.data.sampler import Batch, Sampler
 from stvup.data.sources import Clip, load_clips
-from stvup.errors import CheckpointError, UsageError
+from stvup.errors import UsageError
 from stvup.flowtrain import flow_step
 from stvup.losses import (
     LossWeights,
@@ -54,9 +54,10 @@ from stvup.losses import (
 from stvup.model import STVUN, build_model
 from stvup.model.pwcnet import backward_warp
 from stvup.model.stvun import init_conv, intermediate_flows
-from stvup.model.twostream import TwoStream, two_stream_name
+from stvup.model.twostream import TwoStream
 from stvup.pipeline import fast_bf16, resolve_device
-from stvup.weights import atomic_target, load_weights, save_safetensors
+from stvup.runs import METHODS, TrainConfig, continued, load_training_checkpoint, save_checkpoint
+from stvup.weights import load_weights, save_safetensors
 
 __all__ = [
     "METHODS",
@@ -68,107 +69,6 @@ __all__ = [
     "training_step",
     "two_stream_step",
 ]
-
-METHODS = ("stvun", "two-stream")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved in every checkpoint).
-
-    Patch sizes are in LR pixels (the paper's 128 / 256 HR patches are 32 / 64 at ×4). ``init``: weights to start
-    from instead of random ones. ``zero_init``: a random start gets a zero residual head and zero flow outputs, so
-    the untrained network already gives bilinear upsampling and frame blending and training starts from there.
-
-    ``flow_steps`` (stage 0, before stage 1): PWC-Net alone learns motion from LR pairs without labels
-    (:mod:`stvup.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
-    ``flow_smooth``. The paper starts from a pre-trained PWC-Net instead; 0 skips the stage. ``flow_reset``: start
-    PWC-Net afresh (random weights, zero flow output) even when ``init`` gave it weights.
-
-    Two-stream runs (``method="two-stream"``): ``spatial`` / ``temporal`` name the modules; ``pretrain_steps`` train
-    them separately, ``steps`` train the two streams on L_R + ``lambda_c``·L_C. ``labeled_fraction`` keeps HR
-    ground truth for only that share of the footage; ``unlabeled`` adds folders of LR video; each step then adds
-    ``unlabeled_batch`` unlabeled pairs (default: ``batch_size``) to L_C. ``lambda_c`` defaults to 4 for two-stream
-    runs and 0 (off) for STVUN.
-    """
-
-    data: list[str]
-    method: str = "stvun"
-    spatial: str = "espcn"
-    temporal: str = "dvf"
-    lambda_c: float | None = None
-    labeled_fraction: float = 1.0
-    unlabeled: list[str] = field(default_factory=list)
-    unlabeled_batch: int | None = None
-    out_dir: str = "runs/stvun-small"
-    model: str = "stvun-small"
-    init: str | None = None
-    zero_init: bool = True
-    flow_steps: int = 0
-    flow_lr: float = 1e-4
-    flow_patch: int = 64
-    flow_smooth: float = 0.5
-    flow_reset: bool = False
-    pretrain_steps: int = 300_000
-    steps: int = 400_000
-    batch_size: int = 32
-    patch: int = 32
-    patch2: int = 64
-    lr: float = 1e-4
-    lr2: float = 5e-5
-    lr_halve_every: int = 100_000
-    lambda_m: float = 1.0
-    lambda_s: float = 1.0
-    lambda_f: float = 1.0
-    stride: int | None = 2
-    max_times: int = 3
-    kernel: str = "duf"
-    noise: float = 0.0
-    crf: tuple[int, int] | None = None
-    degrade_probability: float = 1.0
-    augment: bool = True
-    max_frames: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UsageError(f"unknown method {self.method!r}; use {' or '.join(METHODS)}")
-        if self.lambda_c is None:
-            self.lambda_c = 4.0 if self.method == "two-stream" else 0.0
-        if self.lambda_c < 0:
-            raise UsageError("the consistency weight (--lambda) must not be negative")
-        if not 0 < self.labeled_fraction <= 1:
-            raise UsageError(f"--labeled-fraction must be in (0, 1], got {self.labeled_fraction}")
-        if self.method == "two-stream" and self.flow_steps:
-            raise UsageError("flow pre-training (--flow-steps) is for STVUN's PWC-Net; the two-stream network has none")
-        if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
-            raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
-
-    @property
-    def model_name(self) -> str:
-        return two_stream_name(self.spatial, self.temporal) if self.method == "two-stream" else self.model
-
-    @property
-    def total_steps(self) -> int:
-        return self.flow_steps + self.pretrain_steps + self.steps
-
-    def stage_start(self, stage: int) -> int:
-        """The first step of ``stage`` (0: flow pre-training, 1: L_S, 2: the whole network)."""
-        return (0, self.flow_steps, self.flow_steps + self.pretrain_steps)[stage]
-
-    def stage(self, step: int) -> int:
-        return 0 if step < self.flow_steps else 1 if step < self.stage_start(2) else 2
-
-    def learning_rate(self, step: int) -> float:
-        """Stage's initial rate halved every ``lr_halve_every`` steps of the stage."""
-        stage = self.stage(step)
-        base = (self.flow_lr, self.lr, self.lr2)[stage]
-        return base * 0.5 ** ((step - self.stage_start(stage)) // max(1, self.lr_halve_every))
 
 
 @dataclass
@@ -325,40 +225,8 @@ def two_stream_step(
     return loss, {"loss": loss, "l_r": l_r, "l_c": l_c, "l_r_ts": l_r_ts, "l_r_st": l_r_st}
 
 
-def _save(path: Path, payload: dict) -> None:
-    """Write a checkpoint atomically: a crash mid-write never leaves a truncated file under the real name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _config_from(saved: dict) -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in saved.items() if k in known}
-    if values.get("crf") is not None:
-        values["crf"] = tuple(values["crf"])
-    return TrainConfig(**values)
-
-
-def load_training_checkpoint(path: str | os.PathLike) -> dict:
-    """A checkpoint written by :func:`train` (a file, or a run folder meaning its ``last.pt``)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "last.pt"
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no training checkpoint there")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise CheckpointError(f"{p}: not a readable training checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or not {"model", "step", "config"} <= set(ckpt):
-        raise CheckpointError(f"{p}: not a stvup training checkpoint")
-    ckpt["path"] = str(p)
-    return ckpt
-
-
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None,
     *,
     resume: str | os.PathLike | None = None,
     clips: list[Clip] | None = None,
@@ -369,8 +237,9 @@ def train(
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) a training run; returns where its results are.
 
-    ``resume``: a checkpoint or a run folder; the run then continues with that checkpoint's saved config (the
-    ``config`` argument only supplies the device, thread count and, if larger, new step counts). ``clips`` and
+    ``resume``: a checkpoint or a run folder; the run then continues in its own folder with its saved settings
+    (``config`` may be None; if given, it may differ from them only in :data:`stvup.runs.RESUMABLE` settings, see
+    :func:`stvup.runs.resume_config`). ``clips`` and
     ``unlabeled_clips``: already decoded sources (tests, the GPU kit), instead of reading ``config.data`` /
     ``config.unlabeled``. ``time_limit``: stop after this many seconds of training in this call, with a checkpoint
     and the weights written as at the end (``TrainResult.finished`` is then False; ``resume`` continues), so that
@@ -380,13 +249,11 @@ def train(
     start_step, ckpt = 0, None
     if resume is not None:
         ckpt = load_training_checkpoint(resume)
-        saved = _config_from(ckpt["config"])
-        saved.device, saved.threads, saved.out_dir = config.device, config.threads, config.out_dir
-        saved.pretrain_steps = max(saved.pretrain_steps, config.pretrain_steps)
-        saved.steps = max(saved.steps, config.steps)
-        config = saved
+        config = continued(ckpt, config)
         start_step = int(ckpt["step"])
         say(f"resuming {ckpt['path']} at step {start_step}")
+    if config is None:
+        raise UsageError("training needs its settings (a TrainConfig), or a run to resume")
     if config.batch_size < 1 or config.patch < 16 or config.patch2 < 16:
         raise UsageError("batch size must be positive and patches at least 16 LR pixels")
     if config.threads:
@@ -483,8 +350,8 @@ def train(
             "elapsed": elapsed,
         }
         path = out_dir / "checkpoints" / f"step_{step:07d}.pt"
-        _save(path, payload)
-        _save(out_dir / "last.pt", payload)
+        save_checkpoint(path, payload)
+        save_checkpoint(out_dir / "last.pt", payload)
         return path
 
     sums: dict[str, float] = {}

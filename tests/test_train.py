@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from stvup.cli import cli
 from stvup.data import Clip, Sampler
+from stvup.errors import UsageError
 from stvup.losses import LossWeights
 from stvup.model import build_model
 from stvup.training import TrainConfig, TrainProgress, train, training_step, zero_heads
@@ -179,3 +180,40 @@ def test_bf16_autocast_step_on_cpu():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.encoder.parameters())
     # The losses themselves are float32 even when the network ran in bf16.
     assert loss.dtype == torch.float32
+
+
+def test_resume_refuses_to_move_a_finished_stage(tmp_path):
+    """A caller's config may change where and how long a run goes, not its recipe or a stage it has passed."""
+    clip = _texture_clip()
+    train(_config(tmp_path, steps=2), clips=[clip])  # ends at step 6, in stage 2
+    run = tmp_path / "run"
+    with pytest.raises(UsageError, match="move the start of stage 2 from step 4 to 10"):
+        train(_config(tmp_path, pretrain_steps=10), resume=run, clips=[clip])
+    with pytest.raises(UsageError, match="lr2 cannot change"):
+        train(_config(tmp_path, lr2=0.5), resume=run, clips=[clip])
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 6  # nothing ran
+
+
+def test_cli_resume_continues_in_the_runs_folder_with_its_settings(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_clip(data / "a.mp4", width=96, height=80, frames=16, audio=None)
+    run = tmp_path / "run"
+    common = ["--batch-size", "1", "--patch", "16", "--patch2", "16", "--quiet"]
+    first = ["train", str(data), "--out", str(run), "--model", "stvun-tiny", "--pretrain-steps", "2", "--steps", "2"]
+    runner = CliRunner()
+    res = runner.invoke(cli, [*first, "--log-every", "1", "--lr2", "2e-4", *common])
+    assert res.exit_code == 0, res.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the --out default would land here if the run's own folder were not used
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--steps", "4", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "trained 6 steps" in res.output and not any(elsewhere.iterdir())
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["stage"], r["lr"]) for r in records[-2:]] == [(5, 2, 2e-4), (6, 2, 2e-4)]
+    for extra, cause in (["--pretrain-steps", "9"], "start of stage 2"), (["--lr2", "1"], "lr2 cannot change"):
+        res = runner.invoke(cli, ["train", "--resume", str(run), *extra])
+        assert res.exit_code == 1 and cause in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["train"])
+    assert res.exit_code == 2 and "give the footage to train on" in res.output

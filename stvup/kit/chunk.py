@@ -21,7 +21,8 @@ import torch
 from stvup.errors import UsageError
 from stvup.kit.pack import TRAIN_SETTINGS, load_pack
 from stvup.kit.shards import write_shards
-from stvup.training import TrainConfig, TrainProgress, train
+from stvup.runs import TrainConfig, load_training_checkpoint, resume_config
+from stvup.training import TrainProgress, train
 from stvup.weights import load_checkpoint, save_safetensors
 
 __all__ = ["ChunkResult", "MAX_RETURN_BYTES", "run_chunk"]
@@ -81,10 +82,13 @@ def run_chunk(
         raise UsageError(f"--minutes must be positive, got {minutes}")
     kit, run = Path(kit_dir), Path(run_dir)
     settings = _settings(kit)
-    config = TrainConfig(**{**settings, "data": [], "out_dir": str(run), "device": device})
     resume = run if (run / "last.pt").is_file() else None
-    if resume is None and init is not None:
-        config.init = str(init)
+    if resume is not None:  # the run's own settings, as saved (they include an ``init`` a first chunk was given)
+        config = resume_config(load_training_checkpoint(resume), device=device)
+    else:
+        config = TrainConfig(**{**settings, "data": [], "out_dir": str(run), "device": device})
+        if init is not None:
+            config.init = str(init)
     clips = load_pack(kit, decoder)
     began = time.perf_counter()
     result = train(config, resume=resume, clips=clips, time_limit=minutes * 60, on_progress=on_progress,

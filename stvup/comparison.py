@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .errors import OutputError, UsageError
 from .errors import describe as _describe
-from .video.writer import _default_mode
+from .video.partial import default_mode
 
 __all__ = ["PreviewResult", "parse_crop", "preview"]
 
@@ -139,7 +139,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent)
         with os.fdopen(handle, "wb") as f:
             f.write(data)
-        os.chmod(tmp, _default_mode(0o666))  # mkstemp makes owner-only files
+        os.chmod(tmp, default_mode(0o666))  # mkstemp makes owner-only files
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(path, f"cannot write the picture ({_describe(exc)})") from None

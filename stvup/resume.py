@@ -37,14 +37,13 @@ import numpy as np
 
 from .errors import OutputError
 from .errors import describe as _describe
-from .video.partial import _pid_alive
+from .video.partial import _pid_alive, make_temp_file
 from .video.passthrough import PacketCopier
 from .video.writer import (
     _ROTATION_MUXERS,
     VIDEO_EXTENSIONS,
     FrameFolderWriter,
     VideoWriter,
-    _make_temp_file,
     open_writer,
 )
 
@@ -404,7 +403,7 @@ def join_segments(
     path = os.fspath(path)
     muxer = VIDEO_EXTENSIONS[Path(path).suffix.lower()]
     skipped: list[str] = []
-    tmp = _make_temp_file(path)
+    tmp = make_temp_file(path)
     out_tb = 1 / Fraction(rate)
     copier = None
     try:

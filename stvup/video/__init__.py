@@ -1,7 +1,8 @@
 """Video input and output: probe and decode videos or frame folders, encode results atomically.
 
 See :mod:`stvup.video.reader` and :mod:`stvup.video.writer` for the decisions behind rates, timestamps, colour,
-rotation and damaged input.
+rotation and damaged input; :mod:`~stvup.video.rates`, :mod:`~stvup.video.color`, :mod:`~stvup.video.encoding`
+and :mod:`~stvup.video.partial` hold the rules themselves.
 """
 
 from stvup.video.reader import (

@@ -45,11 +45,29 @@ from typing import Any
 import av
 import av.error
 import numpy as np
-from av.video.reformatter import Colorspace, VideoReformatter
 
 from stvup.errors import InputError
 from stvup.errors import describe as _describe
+from stvup.video.color import (
+    IMAGE_COLOR,
+    PRI_BT709,
+    RANGE_MPEG,
+    SPC_BT709,
+    TRC_IEC61966_2_1,
+    RgbConverter,
+    effective_color,
+    to_rgb,
+)
 from stvup.video.formats import format_bit_depth, stream_sample_aspect_ratio
+from stvup.video.rates import (
+    TIMESTAMP_LOOKAHEAD,
+    Clock,
+    check_fps,
+    choose_rate,
+    positive_rate,
+    same_rate,
+    timestamp_rate,
+)
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -64,28 +82,9 @@ __all__ = [
 #: Image file extensions (lower case) that make up a frame folder.
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-# FFmpeg AVColorSpace / AVColorRange / AVColorPrimaries / AVColorTransferCharacteristic values used here.
-_SPC_RGB, _SPC_BT709, _SPC_UNSPECIFIED, _SPC_SMPTE170M = 0, 1, 2, 6
-_RANGE_UNSPECIFIED, _RANGE_MPEG, _RANGE_JPEG = 0, 1, 2
-_PRI_BT709, _TRC_IEC61966_2_1 = 1, 13
-
-# AVColorSpace value -> swscale matrix. Values missing here (RGB, reserved, YCgCo, ...) use the size heuristic.
-_SWS_MATRIX = {
-    1: Colorspace.ITU709,
-    4: Colorspace.FCC,
-    5: Colorspace.ITU601,
-    6: Colorspace.SMPTE170M,
-    7: Colorspace.SMPTE240M,
-    9: Colorspace.BT2020,
-    10: Colorspace.BT2020,
-}
 
 # How many video packets probe() demuxes to check the rate and count frames.
 _RATE_SAMPLE_PACKETS = 300
-# Two rates closer than this (relative) are the same rate.
-_RATE_TOLERANCE = 0.02
-# How many decoded frames are inspected before choosing PTS or DTS as the timestamp source.
-_TIMESTAMP_LOOKAHEAD = 8
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def probe(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> VideoI
     be decoded at all.
     """
     path_str = os.fspath(path)
-    input_fps = _check_fps(input_fps)
+    input_fps = check_fps(input_fps)
     if os.path.isdir(path_str):
         return _probe_folder(path_str, input_fps)
     if not os.path.exists(path_str):
@@ -269,10 +268,10 @@ def _probe_folder(folder: str, input_fps: Fraction) -> VideoInfo:
         rotation=0,
         # Images are sRGB; these are the tags a YUV encoding of them should carry.
         color={
-            "colorspace": _SPC_BT709,
-            "color_range": _RANGE_MPEG,
-            "color_primaries": _PRI_BT709,
-            "color_trc": _TRC_IEC61966_2_1,
+            "colorspace": SPC_BT709,
+            "color_range": RANGE_MPEG,
+            "color_primaries": PRI_BT709,
+            "color_trc": TRC_IEC61966_2_1,
         },
         codec=codec,
         has_audio=False,
@@ -286,7 +285,7 @@ def _read_image(file: Path) -> np.ndarray:
     try:
         with av.open(str(file)) as container:
             for frame in container.decode(video=0):
-                return _to_rgb(frame, _RGB_FALLBACK)
+                return to_rgb(frame, IMAGE_COLOR)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise InputError(file, f"cannot decode image ({_describe(exc)})") from None
     raise InputError(file, "cannot decode image (no picture in file)")
@@ -374,10 +373,10 @@ def _probe_container(path: str, container: Any, input_fps: Fraction) -> VideoInf
     if first_frame is None:
         raise InputError(path, "no decodable video frame")
 
-    average = _positive(stream.average_rate)
-    guessed = _positive(stream.guessed_rate)
-    measured = _timestamp_rate(timestamps, time_base)
-    rate = _choose_rate(average, guessed, measured) or input_fps
+    average = positive_rate(stream.average_rate)
+    guessed = positive_rate(stream.guessed_rate)
+    measured = timestamp_rate(timestamps, time_base)
+    rate = choose_rate(average, guessed, measured) or input_fps
 
     duration = None
     if stream.duration and time_base:
@@ -386,7 +385,7 @@ def _probe_container(path: str, container: Any, input_fps: Fraction) -> VideoInf
         duration = Fraction(container.duration, av.time_base)
     if reached_end:
         frame_count: int | None = packets
-    elif stream.frames and average is not None and _close(rate, average):
+    elif stream.frames and average is not None and same_rate(rate, average):
         frame_count = stream.frames
     elif duration is not None:
         frame_count = max(1, round(duration * rate))
@@ -403,7 +402,7 @@ def _probe_container(path: str, container: Any, input_fps: Fraction) -> VideoInf
         frame_count=frame_count,
         duration=duration,
         rotation=_rotation(first_frame, stream),
-        color=_effective_color(first_frame, ctx),
+        color=effective_color(first_frame, ctx),
         codec=ctx.name,
         has_audio=len(container.streams.audio) > 0,
         audio_streams=len(container.streams.audio),
@@ -433,17 +432,17 @@ def _iter_container(
         stream = _video_stream(path, container)
         stream.thread_type = "AUTO"
         frames = _decode_all(container, stream, report)
-        clock = _Clock(info.rate, stream.time_base)
+        clock = Clock(info.rate, stream.time_base)
         if deinterlace is not None:
             frames = deinterlace.apply(frames, stream)
-            clock = _Clock(info.rate * deinterlace.factor, deinterlace.time_base(stream.time_base))
-        convert = _RgbConverter(info.color, info.bit_depth > 8)
+            clock = Clock(info.rate * deinterlace.factor, deinterlace.time_base(stream.time_base))
+        convert = RgbConverter(info.color, info.bit_depth > 8)
         lookahead: list[Any] = []
         index = 0
         for frame in frames:
             if not clock.decided:
                 lookahead.append(frame)
-                if len(lookahead) < _TIMESTAMP_LOOKAHEAD:
+                if len(lookahead) < TIMESTAMP_LOOKAHEAD:
                     continue
                 clock.decide(lookahead)
             for ready in lookahead or (frame,):
@@ -491,105 +490,9 @@ def _decode_all(container: Any, stream: Any, report: FrameStream) -> Iterator[An
         problems.append(f"{report.concealed} frame(s) were damaged and decoded with concealed errors; check them")
 
 
-class _Clock:
-    """Turn frame timestamps into strictly increasing seconds since the first frame."""
-
-    def __init__(self, rate: Fraction, time_base: Fraction | None) -> None:
-        self.step = 1 / rate
-        self.time_base = time_base
-        self.decided = False
-        self.attribute = "pts"
-        self.origin: int | None = None
-        self.last: Fraction | None = None
-
-    def decide(self, frames: list) -> None:
-        """Use PTS if it increases over the first frames, else DTS if that does, else frame count."""
-        self.decided = True
-        if not self.time_base:
-            self.attribute = ""
-            return
-        for attribute in ("pts", "dts"):
-            stamps = [getattr(f, attribute) for f in frames]
-            if stamps[0] is not None and all(b is not None and b > a for a, b in zip(stamps, stamps[1:])):
-                self.attribute = attribute
-                self.origin = stamps[0]
-                return
-        self.attribute = ""
-
-    def time(self, frame: Any) -> Fraction:
-        stamp = getattr(frame, self.attribute) if self.attribute else None
-        if self.last is None:
-            self.last = Fraction(0)
-            if stamp is not None and self.origin is None:
-                self.origin = stamp
-            return self.last
-        candidate = None
-        if stamp is not None and self.origin is not None:
-            candidate = (stamp - self.origin) * self.time_base
-        if candidate is None or candidate <= self.last:
-            candidate = self.last + self.step
-        self.last = candidate
-        return candidate
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # Helpers: rate, rotation, colour
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def _check_fps(fps: Fraction | int | float | str) -> Fraction:
-    value = Fraction(fps)
-    if value <= 0:
-        raise ValueError(f"input_fps must be positive, got {fps}")
-    return value
-
-
-def _positive(rate: Fraction | None) -> Fraction | None:
-    return rate if rate is not None and rate > 0 else None
-
-
-def _close(a: Fraction, b: Fraction) -> bool:
-    return abs(a / b - 1) <= _RATE_TOLERANCE
-
-
-def _timestamp_rate(timestamps: list[int], time_base: Fraction | None) -> Fraction | None:
-    """Mean frame spacing over the sampled packets, as a rate; None if too few distinct timestamps."""
-    stamps = sorted(set(timestamps))
-    if len(stamps) < 3 or not time_base:
-        return None
-    span = (stamps[-1] - stamps[0]) * time_base
-    if span <= 0:
-        return None
-    return (len(stamps) - 1) / span
-
-
-def _choose_rate(average: Fraction | None, guessed: Fraction | None, measured: Fraction | None) -> Fraction | None:
-    """Pick the output-worthy rate from the container's claims and what the timestamps show (see module doc)."""
-    if measured is None:
-        return _snap_rate(average or guessed)
-    if average is not None and not _close(average, measured) and average < measured:
-        return _snap_rate(average)  # gaps between frames (dropped/variable rate): keep the duration right
-    if average is not None and _close(average, measured):
-        candidates = [average] + ([guessed] if guessed is not None else [])
-    else:
-        candidates = [guessed] if guessed is not None and _close(guessed, measured) else []
-    if not candidates:
-        return _snap_rate(measured.limit_denominator(1001))
-    return _snap_rate(min(candidates, key=lambda r: abs(r - measured)))
-
-
-def _snap_rate(rate: Fraction | None) -> Fraction | None:
-    """Return the standard rate (integer or N*1000/1001) within 0.01 % of ``rate``, else ``rate`` itself.
-
-    Matroska stores frame durations in nanoseconds and FFmpeg reads 48000/1001 back as 7001/146; snapping restores
-    the rate the file was made with without touching genuinely unusual rates (such as 2160/77).
-    """
-    if rate is None or rate.denominator in (1, 1001):
-        return rate
-    for standard in (Fraction(round(rate)), Fraction(round(rate * 1001 / 1000) * 1000, 1001)):
-        if standard > 0 and abs(rate / standard - 1) < Fraction(1, 10000):
-            return standard
-    return rate
 
 
 def _rotation(frame: Any, stream: Any) -> int:
@@ -606,71 +509,3 @@ def _rotation(frame: Any, stream: Any) -> int:
         except ValueError:
             degrees = 0.0
     return int(round(degrees / 90.0)) * 90 % 360
-
-
-def _default_matrix(height: int) -> int:
-    """Matrix for untagged YUV: BT.709 for HD (720 lines or more), BT.601 below, as players do."""
-    return _SPC_BT709 if height >= 720 else _SPC_SMPTE170M
-
-
-def _tag(*values: Any, unspecified: int) -> int:
-    """The first value that is set and not "unspecified"."""
-    for value in values:
-        if value is not None and int(value) != unspecified:
-            return int(value)
-    return unspecified
-
-
-def _effective_color(frame: Any, ctx: Any) -> dict[str, int]:
-    """The colour tags of a source with unspecified matrix/range replaced by what decoding actually uses."""
-    colorspace = _tag(frame.colorspace, ctx.colorspace, unspecified=_SPC_UNSPECIFIED)
-    color_range = _tag(frame.color_range, ctx.color_range, unspecified=_RANGE_UNSPECIFIED)
-    if frame.format.is_rgb:
-        colorspace, color_range = _SPC_RGB, _RANGE_JPEG
-    else:
-        if colorspace not in _SWS_MATRIX:
-            colorspace = _default_matrix(frame.height)
-        if color_range == _RANGE_UNSPECIFIED:
-            color_range = _RANGE_JPEG if frame.format.name.startswith("yuvj") else _RANGE_MPEG
-    return {
-        "colorspace": colorspace,
-        "color_range": color_range,
-        "color_primaries": _tag(frame.color_primaries, ctx.color_primaries, unspecified=2),
-        "color_trc": _tag(frame.color_trc, ctx.color_trc, unspecified=2),
-    }
-
-
-class _RgbConverter:
-    """Frame -> contiguous (h, w, 3) RGB, uint8 (uint16 for ``deep`` sources), reusing one swscale context.
-
-    A frame's own matrix/range tags win; untagged frames use the stream's resolved ``color`` (see :func:`probe`), so
-    the conversion always matches what :attr:`VideoInfo.color` reports to the writer.
-    """
-
-    def __init__(self, color: dict[str, int], deep: bool = False) -> None:
-        self.colorspace = color.get("colorspace", _SPC_BT709)
-        self.color_range = color.get("color_range", _RANGE_MPEG)
-        self.reformatter = VideoReformatter()
-        self.rgb = "rgb48le" if deep else "rgb24"
-
-    def __call__(self, frame: Any) -> np.ndarray:
-        name = frame.format.name
-        if frame.format.is_rgb or name == "pal8" or name.startswith(("gray", "ya")):
-            rgb = self.reformatter.reformat(frame, format=self.rgb)
-        else:
-            colorspace = _tag(frame.colorspace, unspecified=_SPC_UNSPECIFIED)
-            matrix = _SWS_MATRIX.get(colorspace) or _SWS_MATRIX.get(self.colorspace) or Colorspace.ITU709
-            color_range = _tag(frame.color_range, unspecified=_RANGE_UNSPECIFIED)
-            if color_range == _RANGE_UNSPECIFIED:
-                color_range = _RANGE_JPEG if name.startswith("yuvj") else self.color_range
-            rgb = self.reformatter.reformat(frame, format=self.rgb, src_colorspace=matrix, src_color_range=color_range)
-        return np.ascontiguousarray(rgb.to_ndarray())
-
-
-# Images in frame folders are RGB or JPEG's full-range BT.601, which their frames are tagged with.
-_RGB_FALLBACK = {"colorspace": _SPC_SMPTE170M, "color_range": _RANGE_JPEG}
-
-
-def _to_rgb(frame: Any, color: dict[str, int]) -> np.ndarray:
-    """Convert one frame to RGB (a fresh converter: for single images)."""
-    return _RgbConverter(color)(frame)

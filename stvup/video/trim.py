@@ -21,6 +21,7 @@ from typing import Any
 import av.error
 
 from stvup.errors import InputError, UsageError
+from stvup.video.color import RgbConverter
 from stvup.video.reader import (
     DecodedFrame,
     FrameStream,
@@ -28,7 +29,6 @@ from stvup.video.reader import (
     _decode_all,
     _iter_folder,
     _open_input,
-    _RgbConverter,
     _video_stream,
 )
 
@@ -138,7 +138,7 @@ def _container_span(
         if deinterlace is not None:  # bwdif's timestamps: half the time base, so twice the origin
             frames = deinterlace.apply(frames, video)
             tb, origin = deinterlace.time_base(tb), origin * 2
-        convert = _RgbConverter(info.color, info.bit_depth > 8)
+        convert = RgbConverter(info.color, info.bit_depth > 8)
         after = 0
         index = 0
         last: Fraction | None = None

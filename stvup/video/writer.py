@@ -42,10 +42,18 @@ from av.video.reformatter import VideoReformatter
 
 from stvup.errors import OutputError, StvupError, UsageError
 from stvup.errors import describe as _describe
-from stvup.video.formats import HDR_TRANSFERS, deep_pix_fmt
-from stvup.video.partial import partial_prefix, remove_stale_partials
+from stvup.video.color import SWS_MATRIX, output_color
+from stvup.video.encoding import check_subsampling, encoder_settings, video_encoder
+from stvup.video.partial import (
+    AtomicOutput,
+    default_mode,
+    make_temp_file,
+    parent_folder,
+    partial_prefix,
+    remove_stale_partials,
+)
 from stvup.video.passthrough import PacketCopier, unwritable_streams
-from stvup.video.reader import _SWS_MATRIX
+from stvup.video.rates import check_rate
 
 __all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]
 
@@ -55,60 +63,8 @@ VIDEO_EXTENSIONS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "a
 # Muxers verified to store (and re-read) a display matrix.
 _ROTATION_MUXERS = {"mp4", "mov", "matroska", "webm"}
 
-_CODEC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "libx264": {"pix_fmt": "yuv420p", "crf": 18, "preset": "medium"},
-    "libx265": {"pix_fmt": "yuv420p", "crf": 18, "preset": "medium"},
-    "ffv1": {"pix_fmt": "bgr0"},
-}
 
-_X26X_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
-
-_SPC_RGB, _SPC_BT709 = 0, 1
-_RANGE_UNSPECIFIED, _RANGE_MPEG, _RANGE_JPEG = 0, 1, 2
-_PRI_BT709, _TRC_BT709 = 1, 1
-
-
-class _AtomicWriter:
-    """Context-manager behaviour shared by the writers: ``close()`` on success, ``abort()`` on any exception
-    (KeyboardInterrupt included) and when a writer is dropped unclosed, so no partial output survives."""
-
-    _closed = True
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self):  # noqa: ANN204 - returns the concrete writer
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.abort()
-            except Exception:  # noqa: BLE001 - never raise from a finalizer
-                pass
-
-
-class VideoWriter(_AtomicWriter):
+class VideoWriter(AtomicOutput):
     """Encode RGB frames into a video file at an exact rational rate, copying audio/subtitles from ``source``.
 
     Use as a context manager::
@@ -142,7 +98,7 @@ class VideoWriter(_AtomicWriter):
     ) -> None:
         self.path = os.fspath(path)
         self.width, self.height = _check_size(width, height)
-        self.rate = _check_rate(rate)
+        self.rate = check_rate(rate)
         self.rotation = _check_rotation(rotation)
         #: One line per source stream that was not copied, with the reason.
         self.skipped_streams: list[str] = []
@@ -160,14 +116,14 @@ class VideoWriter(_AtomicWriter):
         self._rotate_pixels = self.rotation != 0 and muxer not in _ROTATION_MUXERS
         turned = self._rotate_pixels and self.rotation in (90, 270)
         enc_w, enc_h = (self.height, self.width) if turned else (self.width, self.height)
-        codec_obj = _video_encoder(codec or "libx264")
+        codec_obj = video_encoder(codec or "libx264")
         transfer = (color or {}).get("color_trc", 2)
-        settings = _encoder_settings(codec_obj, crf, preset, pix_fmt, bit_depth, transfer)
+        settings = encoder_settings(codec_obj, crf, preset, pix_fmt, bit_depth, transfer)
         self.pix_fmt = settings.pop("pix_fmt")
-        _check_subsampling(self.path, self.pix_fmt, enc_w, enc_h)
-        self.color = _output_color(color, self.pix_fmt)
+        check_subsampling(self.path, self.pix_fmt, enc_w, enc_h)
+        self.color = output_color(color, self.pix_fmt)
 
-        self._tmp = _make_temp_file(self.path)
+        self._tmp = make_temp_file(self.path)
         try:
             self._container = av.open(self._tmp, "w", format=muxer)
             try:
@@ -238,7 +194,7 @@ class VideoWriter(_AtomicWriter):
             out = self._reformatter.reformat(
                 frame,
                 format=self.pix_fmt,
-                dst_colorspace=_SWS_MATRIX[self.color["colorspace"]],
+                dst_colorspace=SWS_MATRIX[self.color["colorspace"]],
                 dst_color_range=self.color["color_range"],
             )
         out.colorspace = self.color["colorspace"]
@@ -311,7 +267,7 @@ class VideoWriter(_AtomicWriter):
                 pass
 
 
-class FrameFolderWriter(_AtomicWriter):
+class FrameFolderWriter(AtomicOutput):
     """Write RGB frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder, using PyAV's PNG encoder.
 
     Takes the same arguments as :class:`VideoWriter`; those that only make sense for a video (codec, crf, preset,
@@ -342,7 +298,7 @@ class FrameFolderWriter(_AtomicWriter):
         del codec, crf, preset, pix_fmt, color  # video-only settings
         self.path = os.fspath(path).rstrip("/" + (os.altsep or "") + os.sep) or os.fspath(path)
         self.width, self.height = _check_size(width, height)
-        self.rate = _check_rate(rate)
+        self.rate = check_rate(rate)
         self.rotation = _check_rotation(rotation)
         self.skipped_streams: list[str] = []
         self.frames_written = 0
@@ -356,11 +312,11 @@ class FrameFolderWriter(_AtomicWriter):
         if source is not None and (copy_audio or copy_subtitles):
             self.skipped_streams = unwritable_streams(os.fspath(source), copy_audio, copy_subtitles)
 
-        parent = _parent_folder(self.path)
+        parent = parent_folder(self.path)
         try:
             remove_stale_partials(self.path, folder=True)
             self._tmp = tempfile.mkdtemp(prefix=partial_prefix(self.path, folder=True), dir=parent)
-            os.chmod(self._tmp, _default_mode(0o777))
+            os.chmod(self._tmp, default_mode(0o777))
         except OSError as exc:
             raise OutputError(self.path, f"cannot write here ({_describe(exc)})") from None
         out_w, out_h = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
@@ -457,13 +413,6 @@ def _check_size(width: int, height: int) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _check_rate(rate: Fraction | int | str | float) -> Fraction:
-    value = Fraction(rate).limit_denominator(1001) if isinstance(rate, float) else Fraction(rate)
-    if value <= 0:
-        raise UsageError(f"frame rate must be positive, got {rate}")
-    return value
-
-
 def _check_rotation(rotation: int) -> int:
     if rotation % 90 != 0:
         raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
@@ -482,119 +431,6 @@ def _check_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def _rgb_frame(image: np.ndarray) -> Any:
     """A PyAV frame of an RGB array: 8 bits, or 16 (a deep source's frames)."""
     return av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
-
-
-def _video_encoder(name: str) -> Any:
-    try:
-        codec = av.Codec(name, "w")
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise UsageError(f"unknown video encoder {name!r} ({_describe(exc)})") from None
-    if codec.type != "video":
-        raise UsageError(f"{name!r} is not a video encoder")
-    return codec
-
-
-def _encoder_settings(
-    codec: Any, crf: int | None, preset: str | None, pix_fmt: str | None, bit_depth: int = 8, transfer: int = 2
-) -> dict[str, Any]:
-    """Pixel format and private options for ``codec``, filling in the documented defaults: a deep format for a
-    ``bit_depth`` over 8 (:func:`~stvup.video.formats.deep_pix_fmt`). An HDR ``transfer`` is never written in 8 bits
-    unless ``pix_fmt`` asks for it."""
-    defaults = _CODEC_DEFAULTS.get(codec.name, {})
-    formats = [f.name for f in (codec.video_formats or ())]
-    if pix_fmt is None:
-        pix_fmt = deep_pix_fmt(codec.name, bit_depth, formats)
-        if pix_fmt is None and transfer in HDR_TRANSFERS:
-            raise UsageError(
-                f"the input is HDR ({HDR_TRANSFERS[transfer]}) and {codec.name} has no 10-bit pixel format here; "
-                "use --codec libx265, or pass --pix-fmt to accept 8 bits and banding"
-            )
-    if pix_fmt is None:
-        pix_fmt = defaults.get("pix_fmt") or ("yuv420p" if "yuv420p" in formats or not formats else formats[0])
-    elif formats and pix_fmt not in formats:
-        raise UsageError(f"encoder {codec.name} cannot take pixel format {pix_fmt!r}; it takes {', '.join(formats)}")
-    try:
-        av.VideoFormat(pix_fmt)
-    except (ValueError, av.error.FFmpegError):
-        raise UsageError(f"unknown pixel format {pix_fmt!r}") from None
-    private = {option.name for option in av.CodecContext.create(codec.name, "w").supported_options.private}
-    settings: dict[str, Any] = {"pix_fmt": pix_fmt}
-    for key, value in (("crf", crf), ("preset", preset)):
-        if value is None:
-            value = defaults.get(key)
-            if value is None:
-                continue
-        elif key not in private:
-            raise UsageError(f"encoder {codec.name} has no {key} setting")
-        settings[key] = value
-    top = 51 + (12 if codec.name == "libx264" and av.VideoFormat(pix_fmt).components[0].bits > 8 else 0)
-    if "crf" in settings and codec.name in ("libx264", "libx265") and not 0 <= settings["crf"] <= top:
-        raise UsageError(f"--crf {settings['crf']} is out of range for {codec.name} with {pix_fmt}: use 0 to {top}")
-    if codec.name in ("libx264", "libx265") and settings.get("preset") not in _X26X_PRESETS:
-        # Checked here because x264/x265 print their own complaint to stderr before FFmpeg reports the failure.
-        raise UsageError(
-            f"unknown {codec.name} preset {settings.get('preset')!r}; use one of {', '.join(_X26X_PRESETS)}"
-        )
-    if codec.name == "libx265":
-        settings["x265-params"] = "log-level=error"  # x265 logs to stderr itself, bypassing FFmpeg's log level
-    return settings
-
-
-def _check_subsampling(path: str, pix_fmt: str, width: int, height: int) -> None:
-    """Chroma-subsampled formats (4:2:0, 4:2:2, ...) need sizes divisible by the subsampling factor."""
-    fmt = av.VideoFormat(pix_fmt)
-    step_w = max(1, 64 // max(1, fmt.chroma_width(64)))
-    step_h = max(1, 64 // max(1, fmt.chroma_height(64)))
-    if width % step_w or height % step_h:
-        raise OutputError(path, f"{pix_fmt} needs a size divisible by {step_w}x{step_h}, got {width}x{height}")
-
-
-def _output_color(color: dict[str, int] | None, pix_fmt: str) -> dict[str, int]:
-    """Colour tags for the output: the source's where usable, BT.709 limited range otherwise."""
-    color = dict(color or {})
-    primaries = int(color.get("color_primaries", _PRI_BT709) or 2)
-    trc = int(color.get("color_trc", _TRC_BT709) or 2)
-    fmt = av.VideoFormat(pix_fmt)
-    if fmt.is_rgb:
-        return {"colorspace": _SPC_RGB, "color_range": _RANGE_JPEG, "color_primaries": primaries, "color_trc": trc}
-    colorspace = int(color.get("colorspace", _SPC_BT709) or 0)
-    if colorspace not in _SWS_MATRIX:
-        colorspace = _SPC_BT709
-    color_range = int(color.get("color_range", _RANGE_MPEG) or 0)
-    if pix_fmt.startswith("yuvj"):
-        color_range = _RANGE_JPEG
-    elif color_range not in (_RANGE_MPEG, _RANGE_JPEG):
-        color_range = _RANGE_MPEG
-    return {"colorspace": colorspace, "color_range": color_range, "color_primaries": primaries, "color_trc": trc}
-
-
-def _parent_folder(path: str) -> str:
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        what = "is not a folder" if os.path.exists(parent) else "does not exist"
-        raise OutputError(path, f"output folder {parent} {what}")
-    return parent
-
-
-def _make_temp_file(path: str) -> str:
-    """Create the hidden temporary sibling of ``path`` (proving the folder is writable) and return its name."""
-    parent = _parent_folder(path)
-    base = Path(path)
-    try:
-        remove_stale_partials(base)
-        handle, tmp = tempfile.mkstemp(prefix=partial_prefix(base), suffix=base.suffix, dir=parent)
-    except OSError as exc:
-        raise OutputError(path, f"cannot write here ({_describe(exc)})") from None
-    os.close(handle)
-    os.chmod(tmp, _default_mode(0o666))  # mkstemp makes owner-only files; outputs get the usual permissions
-    return tmp
-
-
-def _default_mode(base: int) -> int:
-    """``base`` less the process umask: the mode a plain ``open``/``mkdir`` would have given."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return base & ~mask
 
 
 def _is_frame_name(name: str) -> bool:

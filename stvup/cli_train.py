@@ -1,0 +1,336 @@
+"""The training-side commands, ``stvup train`` and ``stvup eval``: option parsing over :mod:`stvup.training`,
+:mod:`stvup.runs` and :mod:`stvup.evaluation` (registered on the main group by :mod:`stvup.cli`)."""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from .cli_options import PRECISIONS
+from .cli_output import progress_bar
+
+__all__ = ["evaluate_cmd", "train"]
+
+
+def _crf_range(ctx, param, value):
+    """``23`` or ``18-35`` → (low, high)."""
+    if value is None:
+        return None
+    try:
+        low, _, high = value.partition("-")
+        return (int(low), int(high or low))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a CRF or CRF range like 18-35") from None
+
+
+def _stride(ctx, param, value):
+    if value == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither auto nor a whole number") from None
+    if n < 2:
+        raise click.BadParameter("must be at least 2")
+    return n
+
+
+@click.command()
+@click.argument("data", nargs=-1, type=click.Path(exists=True))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="runs/stvun-small",
+    show_default=True,
+    help="Run folder: log.jsonl, checkpoints/, last.pt, model.safetensors. A resumed run stays in its own folder.",
+)
+@click.option("--model", "model_name", default="stvun-small", help="STVUN variant to train (see `stvup info`).")
+@click.option(
+    "--method",
+    type=click.Choice(["stvun", "two-stream"]),
+    default="stvun",
+    show_default=True,
+    help="stvun: the joint network. two-stream: f_S and f_T in two streams with cross-stream consistency.",
+)
+@click.option("--spatial", default="espcn", show_default=True, help="Two-stream spatial module: espcn or vdsr.")
+@click.option("--temporal", default="dvf", show_default=True, help="Two-stream temporal module: dvf or slomo.")
+@click.option(
+    "--lambda",
+    "lambda_c",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight λ of the consistency loss L_C. Default: 4 for two-stream, 0 (off) for stvun; 0 for two-stream is "
+    "the baseline without L_C.",
+)
+@click.option(
+    "--labeled-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Two-stream: keep HR ground truth for this share of the footage; the rest only feeds L_C.",
+)
+@click.option(
+    "--unlabeled",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Two-stream: folder or video of low-resolution footage used as is for L_C only (repeatable).",
+)
+@click.option(
+    "--unlabeled-batch",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Unlabeled pairs added to each step's L_C. Default: the batch size.",
+)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Start from these weights instead of random ones.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(exists=True),
+    default=None,
+    help="Continue a run (its folder, or a checkpoint file) with its saved settings and footage; only DATA, --out, "
+    "--device, --threads, --precision, stage lengths of unfinished stages and logging may be given.",
+)
+@click.option(
+    "--flow-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Stage 0 steps: PWC-Net alone learns motion without labels (SSIM + L1 photometric loss, smoothness, "
+    "occlusion check).",
+)
+@click.option("--flow-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, help="Stage 0 learning rate.")
+@click.option("--flow-patch", type=click.IntRange(min=16), default=64, help="Stage 0 LR patch size.")
+@click.option(
+    "--flow-smooth", type=click.FloatRange(min=0), default=0.5, help="Weight of stage 0's edge-aware smoothness."
+)
+@click.option(
+    "--flow-reset", is_flag=True, help="Start PWC-Net from random weights (zero flow) even when --init gave it some."
+)
+@click.option(
+    "--pretrain-steps",
+    type=click.IntRange(min=0),
+    default=300_000,
+    help="Stage 1 steps: encoder, EFST and decoder on L_S only (two-stream: f_S and f_T on their own tasks).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=0),
+    default=400_000,
+    help="Stage 2 steps: the whole network on λ_M·L_M + λ_S·L_S + λ_F·L_F (two-stream: L_R + λ·L_C).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Samples per step.")
+@click.option("--patch", type=click.IntRange(min=16), default=32, help="Stage 1 LR patch size (HR = ×scale).")
+@click.option("--patch2", type=click.IntRange(min=16), default=64, help="Stage 2 LR patch size.")
+@click.option("--lr", type=float, default=1e-4, help="Stage 1 initial learning rate (Adam).")
+@click.option("--lr2", type=float, default=5e-5, help="Stage 2 initial learning rate.")
+@click.option(
+    "--lr-halve-every",
+    type=click.IntRange(min=1),
+    default=100_000,
+    help="Halve the learning rate every this many steps of a stage.",
+)
+@click.option("--lambda-m", type=float, default=1.0, help="Weight of L_M (LR intermediate frame, Eq. 7).")
+@click.option("--lambda-s", type=float, default=1.0, help="Weight of L_S (HR centre frame, Eq. 9).")
+@click.option("--lambda-f", type=float, default=1.0, help="Weight of L_F (HR intermediate frames, Eq. 11).")
+@click.option(
+    "--stride",
+    default="2",
+    callback=_stride,
+    help="Source frames between LR inputs (2: one time target at T=0.5), or auto (by frame rate).",
+)
+@click.option("--max-times", type=click.IntRange(min=1), default=3, help="Most time targets per sample.")
+@click.option(
+    "--degradation",
+    "kernel",
+    type=click.Choice(["duf", "bicubic", "mixed"]),
+    default="duf",
+    help="Downsampling: the paper's Gaussian (duf), antialiased bicubic, or either at random.",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Largest Gaussian noise σ (8-bit levels) added to LR inputs.",
+)
+@click.option("--crf", default=None, callback=_crf_range, help="H.264 compression of LR inputs, e.g. 18-35.")
+@click.option(
+    "--degrade-probability",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    help="Share of samples that get noise/compression.",
+)
+@click.option("--no-augment", is_flag=True, help="No flips, rotations or reversed order.")
+@click.option("--max-frames", type=click.IntRange(min=7), default=None, help="Decode at most this many per source.")
+@click.option("--seed", type=int, default=0, help="Seed of the sample sequence.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    help="auto: bf16 autocast where the hardware has it (CUDA, CPU with AMX/AVX-512 BF16).",
+)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, help="Steps between checkpoints.")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, help="Steps between log lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(
+    data,
+    out_dir,
+    model_name,
+    method,
+    spatial,
+    temporal,
+    lambda_c,
+    labeled_fraction,
+    unlabeled,
+    unlabeled_batch,
+    init,
+    resume,
+    flow_steps,
+    flow_lr,
+    flow_patch,
+    flow_smooth,
+    flow_reset,
+    pretrain_steps,
+    steps,
+    batch_size,
+    patch,
+    patch2,
+    lr,
+    lr2,
+    lr_halve_every,
+    lambda_m,
+    lambda_s,
+    lambda_f,
+    stride,
+    max_times,
+    kernel,
+    noise,
+    crf,
+    degrade_probability,
+    no_augment,
+    max_frames,
+    seed,
+    device,
+    precision,
+    threads,
+    checkpoint_every,
+    log_every,
+    quiet,
+) -> None:
+    """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 is refused)."""
+    from .runs import TrainConfig, load_training_checkpoint, resume_config
+    from .training import train as run_training
+
+    values = dict(
+        data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
+        lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
+        unlabeled_batch=unlabeled_batch, init=init, flow_steps=flow_steps, flow_lr=flow_lr, flow_patch=flow_patch,
+        flow_smooth=flow_smooth, flow_reset=flow_reset, pretrain_steps=pretrain_steps, steps=steps,
+        batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
+        lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
+        noise=noise, crf=crf, degrade_probability=degrade_probability, augment=not no_augment,
+        max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
+        checkpoint_every=checkpoint_every, log_every=log_every,
+    )  # fmt: skip
+    if resume is None:
+        if not data:
+            raise click.UsageError("give the footage to train on (DATA), or --resume a run")
+        config = TrainConfig(**values)
+    else:  # only what the command line names changes; the run's saved settings supply the rest
+        ctx = click.get_current_context()
+        names = {"model_name": "model", "no_augment": "augment"}
+        given = [names.get(p, p) for p in ctx.params if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE]
+        changes = {k: values[k] for k in given if k in values}
+        config = resume_config(load_training_checkpoint(resume), **changes)
+    bar = progress_bar(quiet, "stage {task.fields[stage]}", ("{task.fields[losses]}", "{task.fields[rate]} samples/s"))
+    state: dict = {}
+
+    def progress(p) -> None:
+        if "task" not in state:
+            state["task"] = bar.add_task("train", total=p.total, stage=p.stage, losses="", rate="-")
+        losses = " ".join(f"{k}={v:.4f}" for k, v in p.losses.items() if k != "loss" and v)
+        bar.update(state["task"], completed=p.step, stage=p.stage, losses=losses, rate=f"{p.samples_per_s:.1f}")
+
+    def message(text: str) -> None:
+        if not quiet:
+            bar.console.print(text)
+
+    with bar:
+        result = run_training(config, resume=resume, on_progress=progress, on_message=message)
+    click.echo(
+        f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.clips} clips "
+        f"({result.windows} windows); weights: {result.weights}"
+    )
+
+
+@click.command(name="eval")
+@click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Checkpoint to evaluate. Default: the shipped weights.",
+)
+@click.option("--model", "model_name", default=None, help="Model variant. Default: the weights'.")
+@click.option(
+    "--methods",
+    default=None,
+    help="Comma-separated: stvup, bicubic, bicubic-aligned, ffmpeg, v-f, f-v (STVUN), ts, st, avg (two-stream). "
+    "Default: stvup,bicubic,bicubic-aligned,ffmpeg,v-f,f-v; for two-stream weights ts,st,avg and the classical ones.",
+)
+@click.option("--crop", type=click.IntRange(min=0), default=None, help="Border pixels left out. Default: the scale.")
+@click.option("--max-frames", type=click.IntRange(min=3), default=None, help="Use at most this many frames per clip.")
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", *PRECISIONS]),
+    default="fp32",
+    help="Arithmetic precision (fp32 by default, so that scores compare across machines).",
+)
+@click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
+@click.option(
+    "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write all scores as JSON here."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
+def evaluate_cmd(
+    clips, weights, model_name, methods, crop, max_frames, device, precision, tile, md_path, json_path, quiet
+) -> None:
+    """Score stvup and the baselines on HR CLIPS with the paper's protocol (×4 space from even frames, ×2 time).
+
+    CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
+    RGB for kept (even) and new (odd) frames, mean and per clip.
+    """
+    from .evaluation import MODEL_METHODS, evaluate, find_clips, write_report
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    upscaler = None
+    scale = 4
+    if chosen is None or MODEL_METHODS & set(chosen):
+        from .api import load_upscaler
+
+        upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile)
+        scale = upscaler.model.scale
+
+    def progress(p) -> None:
+        if not quiet:
+            click.echo(f"[{p.clip_index + 1}/{p.clips}] {p.clip}: {p.method}", err=True)
+
+    report = evaluate(
+        find_clips(clips),
+        methods=chosen,
+        upscaler=upscaler,
+        scale=scale,
+        crop=crop,
+        max_frames=max_frames,
+        on_progress=progress,
+    )
+    write_report(report, md_path, json_path)
+    click.echo(report.to_markdown())

@@ -86,12 +86,15 @@ def load_upscaler(
     tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
+    compile: str = "off",
+    memory_format: str = "auto",
 ) -> Upscaler:
     """Builds the model for ``weights`` (default: the shipped weights), loads them strictly and wraps them.
 
     ``model`` names the variant when it cannot be read from the file; ``"two-stream"`` asks for a two-stream
     checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
-    new frames (:class:`~stvup.pipeline.Upscaler`). There is no random-weight fallback: with no weights and no
+    new frames (:class:`~stvup.pipeline.Upscaler`); ``compile`` and ``memory_format`` only change speed
+    (:mod:`stvup.acceleration`). There is no random-weight fallback: with no weights and no
     shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
     """
     if weights is None:
@@ -110,7 +113,8 @@ def load_upscaler(
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     load_weights(net, state)
-    return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode)
+    return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode,
+                    compile=compile, memory_format=memory_format)  # fmt: skip
 
 
 def default_output_path(input_path: str | os.PathLike, space: int) -> Path:
@@ -150,6 +154,7 @@ def upscale(
     duration: str | float | None = None,
     deinterlace: str = "auto",
     deinterlace_rate: str = "frame",
+    compile: str = "off",
 ) -> UpscaleResult:
     """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
     ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
@@ -169,7 +174,9 @@ def upscale(
     the input or a setting changed or ``resume`` is False. ``start`` and ``duration`` (seconds, or HH:MM:SS.ms)
     upsample only that span, with its real neighbours as context and its audio and subtitles cut to match
     (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and ``deinterlace_rate`` (frame, field): interlaced
-    input is found and deinterlaced with bwdif first (:mod:`stvup.video.filters`).
+    input is found and deinterlaced with bwdif first (:mod:`stvup.video.filters`). ``compile`` (off, default,
+    max-autotune) compiles the network first (:mod:`stvup.acceleration`): minutes before the first frame, then
+    faster frames; for long videos.
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
@@ -180,7 +187,7 @@ def upscale(
         _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
     if upscaler is None:
         upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
-                                 stream=stream, time_mode=time_mode)  # fmt: skip
+                                 stream=stream, time_mode=time_mode, compile=compile)  # fmt: skip
     elif space is not None and space != upscaler.space:
         raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
     s = upscaler.space
@@ -398,6 +405,7 @@ def batch(
     tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
+    compile: str = "off",
     ray: str | None = None,
     **options: object,
 ) -> BatchResult:
@@ -414,7 +422,8 @@ def batch(
 
         return batch_on_ray(in_dir, out_dir, address=ray, overwrite=overwrite, on_start=on_start, on_done=on_done,
                             progress=progress, weights=weights, model=model, device=device, precision=precision,
-                            space=space, tile=tile, stream=stream, time_mode=time_mode, **options)  # fmt: skip
+                            space=space, tile=tile, stream=stream, time_mode=time_mode, compile=compile,
+                            **options)  # fmt: skip
     inputs = find_inputs(in_dir)
     # Bad options would fail every input: check them once, before any work.
     _check_options(options.get("time"), options.get("fps"), options.get("scene_threshold", DEFAULT_THRESHOLD))
@@ -424,7 +433,7 @@ def batch(
     except OSError as exc:
         raise OutputError(out_root, f"cannot create folder ({exc.strerror})") from None
     upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
-                             stream=stream, time_mode=time_mode)  # fmt: skip
+                             stream=stream, time_mode=time_mode, compile=compile)  # fmt: skip
     result = BatchResult()
     for src in inputs:
         dst = batch_target(out_root, src)

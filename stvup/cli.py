@@ -218,15 +218,24 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
     "--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", help="Arithmetic precision (as upscale)."
 )
 @click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
+@video_options(only=("compile",))
+@click.option(
+    "--memory-format",
+    type=click.Choice(["auto", "channels-last", "contiguous"]),
+    default="auto",
+    show_default=True,
+    help="Activation layout; auto: channels-last on a CPU, contiguous on CUDA.",
+)
 @click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def bench(size, frames, time_, model_name, weights, device, precision, tile, no_baseline, as_json) -> None:
+def bench(size, frames, time_, model_name, weights, device, precision, tile, compile, memory_format, no_baseline,
+          as_json) -> None:  # fmt: skip
     """Measure wall seconds per output frame (total) and each stage's busy time, and the FFmpeg baseline's."""
     from .bench import benchmark, parse_size
 
     report = benchmark(
         size=parse_size(size), frames=frames, time_factor=time_, weights=weights, model=model_name, device=device,
-        precision=precision, tile=tile, baseline=not no_baseline,
+        precision=precision, tile=tile, baseline=not no_baseline, compile=compile, memory_format=memory_format,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -236,9 +245,11 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, no_
 
     console = Console()
     console.print(
-        f"{report['model']} on {report['device']} ({report['precision']}, {report['threads']} threads); "
-        f"weights: {report['weights']}"
+        f"{report['model']} on {report['device']} ({report['precision']}, {report['threads']} threads, "
+        f"{report['memory_format']}, compile {report['compile']}); weights: {report['weights']}"
     )
+    if report["warmup_s"] is not None:
+        console.print(f"warm-up (left out of the timing): {report['warmup_s']:.1f} s")
     console.print(f"input {report['input']} → output {report['output']}")
     table = Table("stage", "s / output frame")
     for stage, value in report["stages_s_per_frame"].items():

@@ -74,6 +74,14 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             help="Split frames into overlapping N×N tiles (input pixels) to bound memory; auto picks N from the frame "
             "size and the free memory (at most 2 GB on a CPU); off keeps frames whole.",
         ),
+        "compile": click.option(
+            "--compile",
+            type=click.Choice(["off", "default", "max-autotune"]),
+            default="off",
+            show_default=True,
+            help="Compile the network with torch.compile first: minutes before the first frame (a C compiler is "
+            "needed on a CPU), then about 1.4-1.5x faster frames on a CPU. For long videos of one size.",
+        ),
         "codec": click.option(
             "--codec",
             default=None,

@@ -155,6 +155,7 @@ def batch_on_ray(
     tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
+    compile: str = "off",
     workers: int | None = None,
     retries: int = 2,
     time: str | float | Fraction | None = None,
@@ -213,7 +214,7 @@ def batch_on_ray(
     gpus = int(ray.cluster_resources().get("GPU", 0))
     count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
     options = {"device": "cuda" if gpus else device, "precision": precision, "space": space, "tile": tile,
-               "stream": stream, "time_mode": time_mode}  # fmt: skip
+               "stream": stream, "time_mode": time_mode, "compile": compile}  # fmt: skip
     Actor = _actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.

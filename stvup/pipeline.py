@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .acceleration import MEMORY_FORMATS, accelerate
 from .errors import InputError, UsageError
 from .model import STVUN, TwoStream
 from .model.twostream import STREAMS, TIME_MODES
@@ -146,7 +147,8 @@ class Upscaler:
     antialiased bicubic resampling. ``tile`` is the tile size in input pixels (None: whole frames). ``stream``
     (``ts`` or ``st``) and ``time_mode`` (``recursive`` or ``direct``) choose how a two-stream network makes new
     frames (see :mod:`stvup.model.twostream`); STVUN ignores them. ``time_batch``: at most this many new frames of
-    a window go through STVUN's decoder as one batch (1: one at a time, the least memory).
+    a window go through STVUN's decoder as one batch (1: one at a time, the least memory). ``memory_format`` and
+    ``compile`` only change speed (:mod:`stvup.acceleration`).
     """
 
     def __init__(
@@ -161,6 +163,8 @@ class Upscaler:
         stream: str = "ts",
         time_mode: str = "recursive",
         time_batch: int = 8,
+        memory_format: str = "auto",
+        compile: str = "off",
     ) -> None:
         if stream not in STREAMS:
             raise UsageError(f"unknown stream {stream!r}; use {' or '.join(STREAMS)}")
@@ -177,8 +181,9 @@ class Upscaler:
         # Low precision means low-precision weights, not autocast: on CPU, bf16 weights with channels-last
         # activations run the decoder about 2× faster than fp32, where autocast's per-op casts gain far less.
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        self.memory_format_name = accelerate(self.model, self.device, memory_format, compile)
+        self.memory_format = MEMORY_FORMATS[self.memory_format_name]
+        self.compile = compile
         self.space = space or model.scale
         if self.space not in (2, 4) or model.scale % self.space:
             raise UsageError(f"--space {self.space} is not possible with a ×{model.scale} model")
@@ -205,7 +210,8 @@ class Upscaler:
 
     def fingerprint(self) -> str:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
-        precision), device kind, scale, tiling and two-stream choices. A resumed run reuses frames only if it
+        precision), device kind, scale, tiling and two-stream choices; not the memory format or compiling, which
+        change float rounding at most, like the thread count. A resumed run reuses frames only if it
         matches (:mod:`stvup.resume`). The weights are hashed once; the settings, which can change (the tile), at
         each call."""
         if getattr(self, "_weights_digest", None) is None:

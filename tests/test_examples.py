@@ -111,3 +111,19 @@ def test_flow_check_scores_blending_and_each_weights(tmp_path, tiny_weights, cap
 def test_tile_memory_example():
     report = _load("tile_memory").main(["stvun-tiny", "fp32", "32", "--frames", "2"])
     assert report["peak_mb"] >= report["loaded_mb"] > 0 and report["s_per_frame"] > 0
+
+
+def test_speed_variants_example_runs_without_pyav(tmp_path, monkeypatch):
+    """The GPU session's timing script, dry-run on CPU: every variant is timed, and one that fails is reported
+    while the others still run. It imports nothing of PyAV (the GPU machine has none)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)  # importing PyAV now fails
+    out = tmp_path / "variants.json"
+    args = ["--model", "stvun-tiny", "--device", "cpu", "--size", "64x48", "--frames", "3"]
+    rows = _load("speed_variants").main([*args, "--precisions", "fp32,fp16", "--compile", "off", "--out", str(out)])
+    assert json.loads(out.read_text()) == rows
+    timed = [r for r in rows if "ms_per_frame" in r]
+    assert [(r["precision"], r["memory_format"]) for r in timed] == [("fp32", "contiguous"), ("fp32", "channels-last")]
+    assert all(r["frames_out"] == 6 and r["ms_per_frame"] > 0 for r in timed)
+    assert [r["precision"] for r in rows if "error" in r] == ["fp16", "fp16"]  # fp16 needs CUDA

@@ -115,12 +115,13 @@ def benchmark(
         src = Path(tmp) / "input.mp4"
         # 4:4:4 accepts odd sizes (960x540 / 4 = 240x135) and keeps the synthetic detail.
         with VideoWriter(src, width=in_w, height=in_h, rate=rate_in, crf=16, pix_fmt="yuv444p") as w:
-            for img in synthetic_frames(in_w, in_h, frames):
+            images = synthetic_frames(in_w, in_h, frames)
+            for img in images:
                 w.write(img)
 
         warmup_s = None
         if warmup if warmup is not None else (upscaler.device.type == "cuda" or compile != "off"):
-            clip = [(img, Fraction(k) / rate_in) for k, img in enumerate(synthetic_frames(in_w, in_h, frames))]
+            clip = [(img, Fraction(k) / rate_in) for k, img in enumerate(images)]
             began = time.perf_counter()
             for _ in upscaler.stream(clip, rate_in, rate_out):
                 pass

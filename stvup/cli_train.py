@@ -246,7 +246,8 @@ def train(
         names = {"model_name": "model", "no_augment": "augment"}
         given = [names.get(p, p) for p in ctx.params if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE]
         changes = {k: values[k] for k in given if k in values}
-        config = resume_config(load_training_checkpoint(resume), **changes)
+        resume = load_training_checkpoint(resume)  # read once: for the settings here, the weights in train()
+        config = resume_config(resume, **changes)
     bar = progress_bar(quiet, "stage {task.fields[stage]}", ("{task.fields[losses]}", "{task.fields[rate]} samples/s"))
     state: dict = {}
 

@@ -182,7 +182,6 @@ class Upscaler:
         # activations run the decoder about 2× faster than fp32, where autocast's per-op casts gain far less.
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.memory_format_name = accelerate(self.model, self.device, memory_format, compile)
-        self.memory_format = MEMORY_FORMATS[self.memory_format_name]
         self.compile = compile
         self.space = space or model.scale
         if self.space not in (2, 4) or model.scale % self.space:
@@ -238,7 +237,7 @@ class Upscaler:
         ph, pw = -x.shape[2] % m, -x.shape[3] % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        return x.to(self.dtype).contiguous(memory_format=self.memory_format)
+        return x.to(self.dtype).contiguous(memory_format=MEMORY_FORMATS[self.memory_format_name])
 
     def _finish(self, y: torch.Tensor, h: int, w: int, deep: bool = False) -> np.ndarray:
         """Network output → cropped, optionally reduced ``(space·h, space·w, 3)``, uint8 (uint16 if ``deep``)."""

@@ -228,7 +228,7 @@ def two_stream_step(
 def train(
     config: TrainConfig | None,
     *,
-    resume: str | os.PathLike | None = None,
+    resume: str | os.PathLike | dict | None = None,
     clips: list[Clip] | None = None,
     unlabeled_clips: list[Clip] | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
@@ -237,18 +237,19 @@ def train(
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) a training run; returns where its results are.
 
-    ``resume``: a checkpoint or a run folder; the run then continues in its own folder with its saved settings
-    (``config`` may be None; if given, it may differ from them only in :data:`stvup.runs.RESUMABLE` settings, see
-    :func:`stvup.runs.resume_config`). ``clips`` and
-    ``unlabeled_clips``: already decoded sources (tests, the GPU kit), instead of reading ``config.data`` /
-    ``config.unlabeled``. ``time_limit``: stop after this many seconds of training in this call, with a checkpoint
-    and the weights written as at the end (``TrainResult.finished`` is then False; ``resume`` continues), so that
-    a run can be cut into chunks that each fit a time slot.
+    ``resume``: a checkpoint or a run folder (or :func:`~stvup.runs.load_training_checkpoint`'s result, so that a
+    caller who read it already does not read it again); the run then continues in its own folder with its saved
+    settings (``config`` may be None; if given, it may differ from them only in :data:`stvup.runs.RESUMABLE`
+    settings, see :func:`stvup.runs.resume_config`). ``clips`` and ``unlabeled_clips``: already decoded sources
+    (tests, the GPU kit), instead of reading ``config.data`` / ``config.unlabeled``. ``time_limit``: stop after
+    this many seconds of training in this call, with a checkpoint and the weights written as at the end
+    (``TrainResult.finished`` is then False; ``resume`` continues), so that a run can be cut into chunks that each
+    fit a time slot.
     """
     say = on_message or (lambda _msg: None)
     start_step, ckpt = 0, None
     if resume is not None:
-        ckpt = load_training_checkpoint(resume)
+        ckpt = resume if isinstance(resume, dict) else load_training_checkpoint(resume)
         config = continued(ckpt, config)
         start_step = int(ckpt["step"])
         say(f"resuming {ckpt['path']} at step {start_step}")

@@ -82,9 +82,9 @@ def run_chunk(
         raise UsageError(f"--minutes must be positive, got {minutes}")
     kit, run = Path(kit_dir), Path(run_dir)
     settings = _settings(kit)
-    resume = run if (run / "last.pt").is_file() else None
+    resume = load_training_checkpoint(run) if (run / "last.pt").is_file() else None
     if resume is not None:  # the run's own settings, as saved (they include an ``init`` a first chunk was given)
-        config = resume_config(load_training_checkpoint(resume), device=device)
+        config = resume_config(resume, device=device)
     else:
         config = TrainConfig(**{**settings, "data": [], "out_dir": str(run), "device": device})
         if init is not None:

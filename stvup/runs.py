@@ -10,6 +10,7 @@ onto another recipe.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from stvup.model.twostream import two_stream_name
 from stvup.weights import atomic_target
 
 __all__ = ["METHODS", "RESUMABLE", "TrainConfig", "continued", "load_training_checkpoint", "resume_config",
-           "run_folder", "save_checkpoint"]  # fmt: skip
+           "run_folder", "save_checkpoint", "trim_log"]  # fmt: skip
 
 METHODS = ("stvun", "two-stream")
 
@@ -145,6 +146,29 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as tmp:
         torch.save(payload, tmp)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop a run log's records past ``step``, the step a resumed run continues from.
+
+    Those records describe training that no checkpoint kept (an interrupted run logs steps after its last save, and a
+    run may be resumed from an earlier checkpoint), so kept they would give those steps twice, with other numbers. A
+    line cut short by a crash goes too.
+    """
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+
+    def logged(line: str) -> int | None:
+        try:
+            return int(json.loads(line)["step"]) if line.endswith("\n") else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    kept = [line for line in lines if (n := logged(line)) is not None and n <= step]
+    if len(kept) != len(lines):
+        with atomic_target(path) as tmp:
+            tmp.write_text("".join(kept))
 
 
 def config_from(saved: dict) -> TrainConfig:

@@ -25,17 +25,24 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise(signum: int, _frame: object) -> None:
-    raise Terminated(signum)
-
-
 @contextlib.contextmanager
 def stop_on_signals(signums: tuple[str, ...] = ("SIGTERM", "SIGHUP")) -> Iterator[None]:
-    """Within the block, the named signals raise :class:`Terminated`; previous handlers come back afterwards."""
+    """Within the block, the named signals raise :class:`Terminated`; previous handlers come back afterwards.
+
+    Only the first signal raises: the cleanup it starts (e.g. training's final checkpoint) must not be cut short by
+    a repeat, and repeats are common (a process group's stop reaches each process, supervisors send again). Ctrl-C
+    is not among them, so a second Ctrl-C still forces an immediate stop.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
-    previous = {}
+    previous: dict[int, object] = {}
+
+    def _raise(signum: int, _frame: object) -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        raise Terminated(signum)
+
     for name in signums:
         number = getattr(signal, name, None)
         if number is not None:

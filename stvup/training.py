@@ -56,7 +56,7 @@ from stvup.model.pwcnet import backward_warp
 from stvup.model.stvun import init_conv, intermediate_flows
 from stvup.model.twostream import TwoStream
 from stvup.pipeline import fast_bf16, resolve_device
-from stvup.runs import METHODS, TrainConfig, continued, load_training_checkpoint, save_checkpoint
+from stvup.runs import METHODS, TrainConfig, continued, load_training_checkpoint, save_checkpoint, trim_log
 from stvup.weights import load_weights, save_safetensors
 
 __all__ = [
@@ -338,6 +338,8 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
     elapsed = float(ckpt.get("elapsed", 0.0)) if ckpt is not None else 0.0
     log_path = out_dir / "log.jsonl"
+    if ckpt is not None:
+        trim_log(log_path, start_step)
     config_dict = dataclasses.asdict(config)
 
     def checkpoint(step: int) -> Path:

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from stvup.cli import cli
+from stvup.signals import Terminated, stop_on_signals
 from stvup.video import probe
 from stvup.video.partial import partial_prefix, remove_stale_partials
 
@@ -110,3 +111,21 @@ def test_codec_options_are_checked_before_any_work(tmp_path, clips, weights, arg
         ok = CliRunner().invoke(cli, ["upscale", str(clips["aac"]), "-o", str(out), "--weights", str(weights),
                                       "--crf", "60", "--pix-fmt", "yuv420p10le", "--quiet"])  # fmt: skip
         assert ok.exit_code == 0, ok.output
+
+
+def test_a_repeated_signal_does_not_cut_the_cleanup_short():
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = False
+    with pytest.raises(Terminated):
+        with stop_on_signals():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # interrupted by the handler
+            finally:
+                # The cleanup (training's last checkpoint, a writer's removal of its temporary) runs to its end.
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(0.05)
+                cleaned = True
+    assert cleaned
+    assert signal.getsignal(signal.SIGTERM) is before

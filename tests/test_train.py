@@ -101,6 +101,17 @@ def test_resume_continues_exactly(tmp_path):
     assert steps == [2, 4, 6, 8]
 
 
+def test_resume_from_an_earlier_checkpoint_rewinds_the_log(tmp_path):
+    clip = _texture_clip()
+    cfg = _config(tmp_path)
+    train(cfg, clips=[clip])
+    with (tmp_path / "run" / "log.jsonl").open("a") as log:
+        log.write('{"step": 9, "lo')  # a line cut short by a crash
+    train(cfg, resume=tmp_path / "run" / "checkpoints" / "step_0000003.pt", clips=[clip])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 5, 7, 8]  # steps 4, 6 and 8 of the first pass are gone with the training they described
+
+
 def test_interrupt_saves_a_checkpoint_to_resume_from(tmp_path):
     clip = _texture_clip()
     cfg = _config(tmp_path, log_every=1, checkpoint_every=100)

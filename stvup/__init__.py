@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 # stays cheap and works where optional pieces are missing: the GPU training kit runs ``stvup.gpukit`` on machines
 # that have PyTorch but no PyAV, and training never touches video decoding there.
 _EXPORTS = {
-    "batch": "api",
-    "load_upscaler": "api",
-    "upscale": "api",
+    "batch": "folder",
+    "load_upscaler": "loader",
+    "upscale": "job",
     "CheckpointError": "errors",
     "InputError": "errors",
     "OutputError": "errors",
@@ -38,10 +38,12 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .api import batch, load_upscaler, upscale
     from .comparison import preview
     from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
     from .evaluation import EvalReport, evaluate, find_clips
+    from .folder import batch
+    from .job import upscale
+    from .loader import load_upscaler
     from .model import build_model, list_models
     from .training import TrainConfig, TrainResult, train
     from .weights import convert_checkpoint, load_checkpoint, load_weights

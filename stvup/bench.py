@@ -76,7 +76,7 @@ def benchmark(
     ``warmup`` (default: on for CUDA and when compiling) runs the clip through the model once before timing, so
     that compiling, cuDNN's autotuning and CUDA's start-up are left out; the report gives that time as
     ``warmup_s``."""
-    from .api import load_upscaler
+    from .loader import load_upscaler
 
     factor = parse_time_factor(time_factor)
     if frames < 2:

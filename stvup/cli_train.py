@@ -315,7 +315,7 @@ def evaluate_cmd(
     upscaler = None
     scale = 4
     if chosen is None or MODEL_METHODS & set(chosen):
-        from .api import load_upscaler
+        from .loader import load_upscaler
 
         upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile)
         scale = upscaler.model.scale

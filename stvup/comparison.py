@@ -163,7 +163,7 @@ def preview(
 ) -> PreviewResult:
     """Writes ``output`` (default ``<input>_preview.png``): bicubic | stvup for the kept frame at ``at`` (seconds or
     HH:MM:SS.ms) and for the new frame halfway to the next input frame, at output size or cropped to ``crop``."""
-    from .api import load_upscaler
+    from .loader import load_upscaler
     from .shots import DEFAULT_THRESHOLD
     from .timing import parse_rate
     from .video import probe

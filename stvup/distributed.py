@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-import time
+import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -31,6 +31,8 @@ from .shots import DEFAULT_THRESHOLD
 __all__ = ["batch_on_ray"]
 
 _POLL = 0.2  # seconds between looks at finished parts and progress
+_MAX_WAITS = 20  # a part sent to restarting workers this often counts a try each time after
+_MAX_REST = 30.0  # seconds, the longest a restarting worker is left alone before it is tried again
 
 
 @dataclass
@@ -39,6 +41,8 @@ class _Part:
     start: int  # first output frame (a segment boundary)
     stop: int | None  # output frame it ends before; None: the end of the video
     tries: int = 0
+    waits: int = 0  # times it found its worker restarting (not counted as tries, up to _MAX_WAITS)
+    rerun: bool = False  # sent again after a failure
 
 
 @dataclass
@@ -53,12 +57,12 @@ class _Video:
     deint: Any = None
     parts_left: int = 0
     parts: int = 0
-    retried: int = 0  # parts run again after their worker was lost or failed unexpectedly
+    retried: int = 0  # parts run again after their worker was lost or failed unexpectedly (each counted once)
     done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
     resumed: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
     failed: str | None = None
-    began: float = field(default_factory=time.perf_counter)
+    began: float = field(default_factory=_time.perf_counter)
 
 
 def _import_ray() -> Any:
@@ -177,17 +181,8 @@ def batch_on_ray(
     actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
     (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
     local one. ``retries``: further tries of a failed part."""
-    from .api import (
-        BatchResult,
-        Progress,
-        UpscaleResult,
-        _check_options,
-        _complete,
-        batch_target,
-        find_inputs,
-        plan_input,
-        skipped_result,
-    )
+    from .folder import BatchResult, batch_target, find_inputs, is_complete, skipped_result
+    from .job import Progress, UpscaleResult, check_options, plan_input
     from .resume import SEGMENT_SECONDS, Job, job_identity, job_settings, segment_length
     from .timing import output_rate, parse_rate
     from .video.formats import default_codec
@@ -196,7 +191,7 @@ def batch_on_ray(
 
     ray = _import_ray()
     inputs = find_inputs(in_dir)
-    factor, fps_value = _check_options(time, fps, scene_threshold)
+    factor, fps_value = check_options(time, fps, scene_threshold)
     span = Span.parse(start, duration)
     threshold = scene_threshold
     seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
@@ -243,7 +238,7 @@ def batch_on_ray(
         dst = batch_target(out_root, src)
         if on_start is not None:
             on_start(src, dst)
-        if _complete(dst) and not overwrite:
+        if is_complete(dst) and not overwrite:
             done = skipped_result(src, dst)
             result.results.append(done)
             if on_done is not None:
@@ -290,9 +285,18 @@ def batch_on_ray(
             v.parts += 1
 
     idle = list(pool)
+    # A worker being restarted after its process or machine was lost answers "temporarily unavailable" at once; it
+    # rests (backing off) instead of burning the parts' tries in a fraction of a second.
+    resting: dict[Any, float] = {}  # actor -> when it may take work again
+    rests: dict[Any, int] = {}  # actor -> rests since its last answer
     running: dict[Any, tuple[Any, _Part]] = {}
     try:
         while todo or running:
+            now = _time.monotonic()
+            for actor, until in list(resting.items()):
+                if until <= now:
+                    del resting[actor]
+                    idle.append(actor)
             while todo and idle:
                 part = todo.pop(0)
                 v = videos[part.video]
@@ -304,6 +308,9 @@ def batch_on_ray(
                                             v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
                                             v.writer_options, threshold, span, v.deint, v.info, queue)  # fmt: skip
                 running[ref] = (actor, part)
+            if not running:  # every worker is resting
+                _time.sleep(_POLL)
+                continue
             ready, _ = ray.wait(list(running), timeout=_POLL)
             for key, made in _drain(queue):
                 v = videos[key[0]]
@@ -315,22 +322,35 @@ def batch_on_ray(
                                       chosen_device))  # fmt: skip
             for ref in ready:
                 actor, part = running.pop(ref)
-                idle.append(actor)
                 v = videos[part.video]
                 try:
                     report = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    part.tries += 1
                     v.done_frames.pop(part.start, None)
+                    if isinstance(exc, ray.exceptions.ActorUnavailableError):
+                        rests[actor] = rests.get(actor, 0) + 1
+                        resting[actor] = _time.monotonic() + min(_MAX_REST, 0.25 * 2 ** rests[actor])
+                        if part.waits < _MAX_WAITS:
+                            part.waits += 1
+                            todo.insert(0, part)
+                            v.retried += not part.rerun
+                            part.rerun = True
+                            continue
+                    else:
+                        idle.append(actor)
+                    part.tries += 1
                     # A lost worker or an unexpected error may pass; a bad input (a StvupError) fails again.
                     bad_input = isinstance(getattr(exc, "cause", None), StvupError)
                     if part.tries <= retries and not v.failed and not bad_input:
                         todo.append(part)
-                        v.retried += 1
+                        v.retried += not part.rerun
+                        part.rerun = True
                     elif not v.failed:
                         fail(v, f"{v.src}: {_cause(exc)}")
                         v.job.release(keep=True)
                     continue
+                rests.pop(actor, None)
+                idle.append(actor)
                 for record in report["segments"]:
                     v.job.add(record)
                 if part.stop is None:
@@ -384,7 +404,7 @@ def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision:
     done = UpscaleResult(
         input=os.fspath(v.src), output=os.fspath(v.dst), frames_in=v.report.get("frames_in", 0), frames_out=frames_out,
         input_rate=v.info.rate, output_rate=v.rate_out, input_size=(v.info.width, v.info.height), output_size=(w, h),
-        seconds=time.perf_counter() - v.began, skipped_streams=skipped,
+        seconds=_time.perf_counter() - v.began, skipped_streams=skipped,
         problems=([v.deint.reason] if v.deint else []) + v.report.get("problems", []),
         device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
         concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,

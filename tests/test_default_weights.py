@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from stvup.api import load_upscaler
 from stvup.evaluation import bicubic_blend, degrade_frames, joint, read_clip, score_frames
+from stvup.loader import load_upscaler
 from stvup.weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata, sha256_file
 
 from .conftest import DATA

@@ -68,7 +68,7 @@ def test_bicubic_blend_and_ffmpeg_give_one_frame_per_ground_truth_frame():
 
 
 def test_evaluate_runs_every_method(tmp_path, weights):
-    from stvup.api import load_upscaler
+    from stvup.loader import load_upscaler
 
     clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
     report = evaluate([clip], upscaler=load_upscaler(weights, device="cpu"), crop=4)

@@ -322,7 +322,7 @@ def test_cli_one_frame_and_unwritable(clips, weights, tmp_path):
 
 
 def test_cli_without_weights_says_what_to_pass(clips, monkeypatch):
-    monkeypatch.setattr("stvup.api.default_weights_path", lambda: None)
+    monkeypatch.setattr("stvup.loader.default_weights_path", lambda: None)
     res = _run("upscale", clips["aac"], "--quiet")
     assert res.exit_code == 1 and "--weights" in res.output
 

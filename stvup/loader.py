@@ -1,0 +1,57 @@
+"""From a weights file to a ready :class:`~stvup.pipeline.Upscaler`: the one place that decides which network a
+file holds, builds it, loads it strictly and wraps it, for ``upscale``, ``batch``, ``bench``, ``eval`` and the Ray
+workers alike.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import UsageError
+from .model import build_model
+from .model.twostream import PREFIX, parse_two_stream_name
+from .pipeline import Upscaler
+from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
+
+__all__ = ["load_upscaler"]
+
+
+def load_upscaler(
+    weights: str | os.PathLike | None = None,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    space: int | None = None,
+    tile: int | str | None = "auto",
+    stream: str = "ts",
+    time_mode: str = "recursive",
+    compile: str = "off",
+    memory_format: str = "auto",
+) -> Upscaler:
+    """Builds the model for ``weights`` (default: the shipped weights), loads them strictly and wraps them.
+
+    ``model`` names the variant when it cannot be read from the file; ``"two-stream"`` asks for a two-stream
+    checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
+    new frames (:class:`~stvup.pipeline.Upscaler`); ``compile`` and ``memory_format`` only change speed
+    (:mod:`stvup.acceleration`). There is no random-weight fallback: with no weights and no
+    shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
+    """
+    if weights is None:
+        weights = default_weights_path()
+        if weights is None:
+            raise UsageError(
+                "no weights: this installation ships no default weights; pass --weights PATH "
+                "(a .safetensors or .pth checkpoint, e.g. the authors' STVUN.pth)"
+            )
+    state = load_checkpoint(weights)
+    name = model if model not in (None, PREFIX) else checkpoint_model_name(weights, state)
+    if model == PREFIX and parse_two_stream_name(name) is None:
+        raise UsageError(f"{weights}: is a {name} checkpoint, not a two-stream one")
+    try:
+        net = build_model(name)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    load_weights(net, state)
+    return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode,
+                    compile=compile, memory_format=memory_format)  # fmt: skip

@@ -2,7 +2,8 @@
 
 See :mod:`stvup.video.reader` and :mod:`stvup.video.writer` for the decisions behind rates, timestamps, colour,
 rotation and damaged input; :mod:`~stvup.video.rates`, :mod:`~stvup.video.color`, :mod:`~stvup.video.encoding`
-and :mod:`~stvup.video.partial` hold the rules themselves.
+and :mod:`~stvup.video.partial` hold the rules themselves; :mod:`~stvup.video.frames` reads frame folders and
+:mod:`~stvup.video.info` holds the types that reading returns.
 """
 
 from stvup.video.reader import (

@@ -35,30 +35,19 @@ Decisions worth knowing when reading the rest of the package:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
 import av.error
-import numpy as np
 
 from stvup.errors import InputError
 from stvup.errors import describe as _describe
-from stvup.video.color import (
-    IMAGE_COLOR,
-    PRI_BT709,
-    RANGE_MPEG,
-    SPC_BT709,
-    TRC_IEC61966_2_1,
-    RgbConverter,
-    effective_color,
-    to_rgb,
-)
+from stvup.video.color import RgbConverter, effective_color
 from stvup.video.formats import format_bit_depth, stream_sample_aspect_ratio
+from stvup.video.frames import FRAME_EXTENSIONS, iter_folder, list_frame_files, probe_folder
+from stvup.video.info import DecodedFrame, FrameStream, VideoInfo
 from stvup.video.rates import (
     TIMESTAMP_LOOKAHEAD,
     Clock,
@@ -79,98 +68,8 @@ __all__ = [
     "probe",
 ]
 
-#: Image file extensions (lower case) that make up a frame folder.
-FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
-
-
 # How many video packets probe() demuxes to check the rate and count frames.
 _RATE_SAMPLE_PACKETS = 300
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What :func:`probe` learnt about an input, enough to plan the output before decoding it.
-
-    ``width``/``height`` are the decoded picture size, before rotation. ``rate`` is frames per second (see the module
-    docstring for how it is chosen). ``frame_count`` is exact for frame folders and short files and an estimate for
-    long files (``None`` when unknown). ``rotation`` is the counter-clockwise display rotation in degrees (0, 90, 180
-    or 270), the convention of PyAV's ``VideoFrame.rotation``. ``color`` maps ``colorspace``, ``color_range``,
-    ``color_primaries`` and ``color_trc`` to FFmpeg's enum values as PyAV exposes them, with the matrix and range
-    actually used for decoding filled in where the source leaves them unspecified. ``sample_aspect_ratio``: the
-    shape of one pixel (1 for square pixels; 32:27 on a widescreen NTSC DVD), see :mod:`stvup.video.formats`.
-    """
-
-    path: str
-    kind: str
-    width: int
-    height: int
-    rate: Fraction
-    frame_count: int | None
-    duration: Fraction | None
-    rotation: int
-    color: dict[str, int]
-    codec: str
-    has_audio: bool
-    audio_streams: int
-    subtitle_streams: int
-    sample_aspect_ratio: Fraction = Fraction(1)
-    bit_depth: int = 8  # bits per component; deeper sources decode to uint16 RGB (stvup.video.formats)
-
-    @property
-    def display_width(self) -> int:
-        """Width of the picture as shown, after rotation."""
-        return self.height if self.rotation in (90, 270) else self.width
-
-    @property
-    def display_height(self) -> int:
-        """Height of the picture as shown, after rotation."""
-        return self.width if self.rotation in (90, 270) else self.height
-
-
-@dataclass(frozen=True)
-class DecodedFrame:
-    """One decoded picture: ``image`` is (height, width, 3) uint8 RGB, ``time`` seconds since the first frame."""
-
-    image: np.ndarray
-    time: Fraction
-    index: int
-
-
-@dataclass
-class FrameStream(Iterator[DecodedFrame]):
-    """Iterator over the frames of one input, returned by :func:`iter_frames`.
-
-    It decodes lazily, one frame at a time, so memory does not grow with the length of the video. ``problems``
-    collects one line per recoverable defect met so far (skipped packets, concealed errors, truncated tail) so
-    callers can warn the user; the library itself never prints. Use it as a context manager, or call
-    :meth:`close`, to release the file early when not iterating to the end.
-    """
-
-    path: str
-    info: VideoInfo
-    problems: list[str] = field(default_factory=list)
-    concealed: int = 0  # frames the decoder flagged corrupt: damaged packets patched up by error concealment
-    _frames: Generator[DecodedFrame, None, None] | None = field(default=None, repr=False)
-
-    def __iter__(self) -> FrameStream:
-        return self
-
-    def __next__(self) -> DecodedFrame:
-        if self._frames is None:
-            raise StopIteration
-        return next(self._frames)
-
-    def close(self) -> None:
-        """Stop decoding and close the input file."""
-        if self._frames is not None:
-            self._frames.close()
-            self._frames = None
-
-    def __enter__(self) -> FrameStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -189,7 +88,7 @@ def probe(path: str | os.PathLike, input_fps: Fraction = Fraction(25)) -> VideoI
     path_str = os.fspath(path)
     input_fps = check_fps(input_fps)
     if os.path.isdir(path_str):
-        return _probe_folder(path_str, input_fps)
+        return probe_folder(path_str, input_fps)
     if not os.path.exists(path_str):
         raise InputError(path_str, "no such file or folder")
     container = _open_input(path_str)
@@ -213,93 +112,10 @@ def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25), dei
     info = probe(path_str, input_fps)
     stream = FrameStream(path=path_str, info=info)
     if info.kind == "frames":
-        stream._frames = _iter_folder(path_str, info)
+        stream._frames = iter_folder(path_str, info)
     else:
         stream._frames = _iter_container(path_str, info, stream, deinterlace)
     return stream
-
-
-def list_frame_files(folder: str | os.PathLike) -> list[Path]:
-    """Return the image files of a frame folder in natural numeric order (hidden files ignored).
-
-    Raises InputError when the folder holds no .png/.jpg/.jpeg file.
-    """
-    folder_str = os.fspath(folder)
-    try:
-        entries = [entry for entry in os.scandir(folder_str) if entry.is_file()]
-    except OSError as exc:
-        raise InputError(folder_str, f"cannot list folder: {exc.strerror or exc}") from None
-    files = [
-        Path(entry.path)
-        for entry in entries
-        if Path(entry.name).suffix.lower() in FRAME_EXTENSIONS and not entry.name.startswith(".")
-    ]
-    if not files:
-        raise InputError(folder_str, "folder contains no .png/.jpg/.jpeg frames")
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Frame folders
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _natural_key(name: str) -> tuple:
-    """Sort key that orders digit runs by value, so "Frame 2" < "Frame 10" and "9" < "10"."""
-    parts = re.split(r"(\d+)", name)
-    # Odd positions are digit runs; ties between "01" and "1" fall back to the text itself.
-    return tuple((int(part), part) if i % 2 else (0, part.lower()) for i, part in enumerate(parts)), name
-
-
-def _probe_folder(folder: str, input_fps: Fraction) -> VideoInfo:
-    files = list_frame_files(folder)
-    first = _read_image(files[0])
-    height, width = first.shape[:2]
-    codec = "png" if files[0].suffix.lower() == ".png" else "mjpeg"
-    count = len(files)
-    return VideoInfo(
-        path=folder,
-        kind="frames",
-        width=width,
-        height=height,
-        rate=input_fps,
-        frame_count=count,
-        duration=Fraction(count) / input_fps,
-        rotation=0,
-        # Images are sRGB; these are the tags a YUV encoding of them should carry.
-        color={
-            "colorspace": SPC_BT709,
-            "color_range": RANGE_MPEG,
-            "color_primaries": PRI_BT709,
-            "color_trc": TRC_IEC61966_2_1,
-        },
-        codec=codec,
-        has_audio=False,
-        audio_streams=0,
-        subtitle_streams=0,
-    )
-
-
-def _read_image(file: Path) -> np.ndarray:
-    """Decode one PNG/JPEG with PyAV into an (h, w, 3) uint8 RGB array."""
-    try:
-        with av.open(str(file)) as container:
-            for frame in container.decode(video=0):
-                return to_rgb(frame, IMAGE_COLOR)
-    except (av.error.FFmpegError, ValueError, IndexError) as exc:
-        raise InputError(file, f"cannot decode image ({_describe(exc)})") from None
-    raise InputError(file, "cannot decode image (no picture in file)")
-
-
-def _iter_folder(folder: str, info: VideoInfo, first: int = 0) -> Generator[DecodedFrame, None, None]:
-    for index, file in enumerate(list_frame_files(folder)[first:], start=first):
-        image = _read_image(file)
-        if image.shape[:2] != (info.height, info.width):
-            raise InputError(
-                file,
-                f"frame is {image.shape[1]}x{image.shape[0]} but the first frame is {info.width}x{info.height}",
-            )
-        yield DecodedFrame(image=image, time=Fraction(index) / info.rate, index=index)
 
 
 # --------------------------------------------------------------------------------------------------------------------

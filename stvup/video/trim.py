@@ -22,15 +22,9 @@ import av.error
 
 from stvup.errors import InputError, UsageError
 from stvup.video.color import RgbConverter
-from stvup.video.reader import (
-    DecodedFrame,
-    FrameStream,
-    VideoInfo,
-    _decode_all,
-    _iter_folder,
-    _open_input,
-    _video_stream,
-)
+from stvup.video.frames import iter_folder
+from stvup.video.info import DecodedFrame, FrameStream, VideoInfo
+from stvup.video.reader import _decode_all, _open_input, _video_stream
 
 __all__ = ["Span", "iter_span", "parse_time"]
 
@@ -112,7 +106,7 @@ def iter_span(path: str, info: VideoInfo, span: Span, deinterlace: Any = None) -
 def _folder_span(path: str, info: VideoInfo, span: Span) -> Generator[DecodedFrame, None, None]:
     first = max(0, math.floor(span.start * info.rate) - CONTEXT)
     last = None if span.end is None else math.ceil(span.end * info.rate) + CONTEXT
-    for frame in _iter_folder(path, info, first=first):
+    for frame in iter_folder(path, info, first=first):
         if last is not None and frame.index > last:
             return
         yield DecodedFrame(frame.image, frame.time - span.start, frame.index)

@@ -10,12 +10,14 @@ from typing import Any
 
 import av
 import av.error
+import numpy as np
 
 from stvup.errors import OutputError, UsageError
 from stvup.errors import describe as _describe
 from stvup.video.formats import HDR_TRANSFERS, deep_pix_fmt
 
-__all__ = ["CODEC_DEFAULTS", "X26X_PRESETS", "check_subsampling", "encoder_settings", "video_encoder"]
+__all__ = ["CODEC_DEFAULTS", "X26X_PRESETS", "check_image", "check_rotation", "check_size", "check_subsampling",
+           "encoder_settings", "rgb_frame", "video_encoder"]  # fmt: skip
 
 #: Settings a codec gets when the caller names none.
 CODEC_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -102,3 +104,32 @@ def check_subsampling(path: str, pix_fmt: str, width: int, height: int) -> None:
     step_h = max(1, 64 // max(1, fmt.chroma_height(64)))
     if width % step_w or height % step_h:
         raise OutputError(path, f"{pix_fmt} needs a size divisible by {step_w}x{step_h}, got {width}x{height}")
+
+
+def check_size(width: int, height: int) -> tuple[int, int]:
+    """The output size as integers; a writer refuses anything but positive whole numbers before opening a file."""
+    if int(width) != width or int(height) != height or width <= 0 or height <= 0:
+        raise ValueError(f"width and height must be positive integers, got {width}x{height}")
+    return int(width), int(height)
+
+
+def check_rotation(rotation: int) -> int:
+    """A display rotation in 0, 90, 180 or 270 degrees."""
+    if rotation % 90 != 0:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    return int(rotation) % 360
+
+
+def check_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A frame as the writers take it, (height, width, 3) uint8 or uint16 RGB, contiguous; anything else is refused."""
+    ok = isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16) and image.shape == (height, width, 3)
+    if not ok:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"expected a ({height}, {width}, 3) uint8/uint16 RGB array, got shape {shape} dtype {dtype}")
+    return np.ascontiguousarray(image)
+
+
+def rgb_frame(image: np.ndarray) -> Any:
+    """A PyAV frame of an RGB array: 8 bits, or 16 (a deep source's frames)."""
+    return av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")

@@ -1,4 +1,5 @@
-"""Write upscaled frames as a video file (with the source's audio and subtitles) or as a folder of PNGs.
+"""Write upscaled frames as a video file (with the source's audio and subtitles) or, through :func:`open_writer`, as a
+folder of PNGs (:class:`~stvup.video.frames.FrameFolderWriter`).
 
 Both writers take (height, width, 3) uint8 RGB frames in display order and publish their result atomically: frames go
 to a hidden temporary sibling (:mod:`stvup.video.partial`: ``.name.partial-PID-XXXX.ext``, or without the extension
@@ -29,8 +30,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,19 +42,24 @@ from av.video.reformatter import VideoReformatter
 from stvup.errors import OutputError, StvupError, UsageError
 from stvup.errors import describe as _describe
 from stvup.video.color import SWS_MATRIX, output_color
-from stvup.video.encoding import check_subsampling, encoder_settings, video_encoder
+from stvup.video.encoding import (
+    check_image,
+    check_rotation,
+    check_size,
+    check_subsampling,
+    encoder_settings,
+    rgb_frame,
+    video_encoder,
+)
+from stvup.video.frames import FrameFolderWriter
 from stvup.video.partial import (
     AtomicOutput,
-    default_mode,
     make_temp_file,
-    parent_folder,
-    partial_prefix,
-    remove_stale_partials,
 )
-from stvup.video.passthrough import PacketCopier, unwritable_streams
+from stvup.video.passthrough import PacketCopier
 from stvup.video.rates import check_rate
 
-__all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]
+__all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"]  # FrameFolderWriter: from frames
 
 #: Output file extensions (lower case) and the FFmpeg muxer each one selects.
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
@@ -97,9 +101,9 @@ class VideoWriter(AtomicOutput):
         bit_depth: int = 8,
     ) -> None:
         self.path = os.fspath(path)
-        self.width, self.height = _check_size(width, height)
+        self.width, self.height = check_size(width, height)
         self.rate = check_rate(rate)
-        self.rotation = _check_rotation(rotation)
+        self.rotation = check_rotation(rotation)
         #: One line per source stream that was not copied, with the reason.
         self.skipped_streams: list[str] = []
         self.frames_written = 0
@@ -171,11 +175,11 @@ class VideoWriter(AtomicOutput):
         """Encode the next frame, an (height, width, 3) uint8 RGB array, and mux source packets up to its time."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
-        image = _check_image(image, self.width, self.height)
+        image = check_image(image, self.width, self.height)
         if self._rotate_pixels:
             image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
         try:
-            frame = self._convert(_rgb_frame(image))
+            frame = self._convert(rgb_frame(image))
             frame.pts = self.frames_written
             frame.time_base = self._stream.codec_context.time_base
             packets = self._stream.encode(frame)
@@ -267,131 +271,6 @@ class VideoWriter(AtomicOutput):
                 pass
 
 
-class FrameFolderWriter(AtomicOutput):
-    """Write RGB frames as ``frame_000001.png``, ``frame_000002.png``, ... into a folder, using PyAV's PNG encoder.
-
-    Takes the same arguments as :class:`VideoWriter`; those that only make sense for a video (codec, crf, preset,
-    pix_fmt, color) are ignored, source audio/subtitle streams are listed in :attr:`skipped_streams`, and a rotation
-    is applied to the pixels. Frames are written into a hidden sibling folder renamed onto ``path`` at :meth:`close`.
-    An existing empty folder is replaced; an existing folder with other files receives the frames next to them, but
-    one that already holds ``frame_*.png`` files is refused so two runs never mix.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        width: int,
-        height: int,
-        rate: Fraction | int | str = Fraction(25),
-        codec: str | None = None,
-        crf: int | None = None,
-        preset: str | None = None,
-        pix_fmt: str | None = None,
-        source: str | os.PathLike | None = None,
-        color: dict[str, int] | None = None,
-        rotation: int = 0,
-        copy_audio: bool = True,
-        copy_subtitles: bool = True,
-        bit_depth: int = 8,
-    ) -> None:
-        del codec, crf, preset, pix_fmt, color  # video-only settings
-        self.path = os.fspath(path).rstrip("/" + (os.altsep or "") + os.sep) or os.fspath(path)
-        self.width, self.height = _check_size(width, height)
-        self.rate = check_rate(rate)
-        self.rotation = _check_rotation(rotation)
-        self.skipped_streams: list[str] = []
-        self.frames_written = 0
-        self._closed = False
-        self._tmp: str | None = None
-
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise OutputError(self.path, "exists and is not a folder")
-        if os.path.isdir(self.path) and any(_is_frame_name(name) for name in os.listdir(self.path)):
-            raise OutputError(self.path, "folder already contains frame_*.png files; choose an empty folder")
-        if source is not None and (copy_audio or copy_subtitles):
-            self.skipped_streams = unwritable_streams(os.fspath(source), copy_audio, copy_subtitles)
-
-        parent = parent_folder(self.path)
-        try:
-            remove_stale_partials(self.path, folder=True)
-            self._tmp = tempfile.mkdtemp(prefix=partial_prefix(self.path, folder=True), dir=parent)
-            os.chmod(self._tmp, default_mode(0o777))
-        except OSError as exc:
-            raise OutputError(self.path, f"cannot write here ({_describe(exc)})") from None
-        out_w, out_h = (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
-        self._encoder = av.CodecContext.create("png", "w")
-        self._encoder.width, self._encoder.height = out_w, out_h
-        self._encoder.pix_fmt = "rgb48be" if bit_depth > 8 else "rgb24"  # 16-bit PNGs for a deep source
-        self._encoder.time_base = 1 / self.rate
-
-    def write(self, image: np.ndarray) -> None:
-        """Encode the next frame, an (height, width, 3) uint8 RGB array, as the next numbered PNG."""
-        if self._closed:
-            raise ValueError("write() on a closed FrameFolderWriter")
-        image = _check_image(image, self.width, self.height)
-        if self.rotation:
-            image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
-        frame = _rgb_frame(image).reformat(format=self._encoder.pix_fmt)
-        frame.pts = self.frames_written
-        try:
-            self._save(self._encoder.encode(frame))
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise OutputError(self.path, f"writing frame {self.frames_written + 1} failed ({_describe(exc)})") from None
-
-    def _save(self, packets: list) -> None:
-        for packet in packets:
-            name = os.path.join(self._tmp, f"frame_{self.frames_written + 1:06d}.png")
-            with open(name, "wb") as handle:
-                handle.write(bytes(packet))
-            self.frames_written += 1
-
-    def close(self) -> None:
-        """Finish the PNGs and move them onto the final folder."""
-        if self._closed:
-            return
-        try:
-            try:
-                self._save(self._encoder.encode(None))
-            except (av.error.FFmpegError, OSError, ValueError) as exc:
-                raise OutputError(self.path, f"writing the last frames failed ({_describe(exc)})") from None
-            if self.frames_written == 0:
-                raise OutputError(self.path, "no frames were written")
-            try:
-                self._publish()
-            except OSError as exc:
-                raise OutputError(self.path, f"cannot move the frames into place ({_describe(exc)})") from None
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-
-    def _publish(self) -> None:
-        assert self._tmp is not None
-        if not os.path.exists(self.path):
-            os.rename(self._tmp, self.path)
-            self._tmp = None
-            return
-        if not os.listdir(self.path):
-            try:
-                os.replace(self._tmp, self.path)  # POSIX renames a folder onto an empty one
-                self._tmp = None
-                return
-            except OSError:
-                pass
-        for name in sorted(os.listdir(self._tmp)):
-            os.replace(os.path.join(self._tmp, name), os.path.join(self.path, name))
-        os.rmdir(self._tmp)
-        self._tmp = None
-
-    def abort(self) -> None:
-        """Stop without publishing and delete the temporary folder. Safe to call more than once."""
-        self._closed = True
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-
 def open_writer(path: str | os.PathLike, **kwargs: Any) -> VideoWriter | FrameFolderWriter:
     """Open the right writer for ``path``: a frame folder for an existing folder, a path ending in a separator or
     one without a known video extension (:data:`VIDEO_EXTENSIONS`), else a video file. ``kwargs`` go to the writer."""
@@ -400,38 +279,3 @@ def open_writer(path: str | os.PathLike, **kwargs: Any) -> VideoWriter | FrameFo
     if os.path.isdir(text) or ends_with_sep or Path(text).suffix.lower() not in VIDEO_EXTENSIONS:
         return FrameFolderWriter(text, **kwargs)
     return VideoWriter(text, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Validation and settings
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _check_size(width: int, height: int) -> tuple[int, int]:
-    if int(width) != width or int(height) != height or width <= 0 or height <= 0:
-        raise ValueError(f"width and height must be positive integers, got {width}x{height}")
-    return int(width), int(height)
-
-
-def _check_rotation(rotation: int) -> int:
-    if rotation % 90 != 0:
-        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
-    return int(rotation) % 360
-
-
-def _check_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    ok = isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16) and image.shape == (height, width, 3)
-    if not ok:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"expected a ({height}, {width}, 3) uint8/uint16 RGB array, got shape {shape} dtype {dtype}")
-    return np.ascontiguousarray(image)
-
-
-def _rgb_frame(image: np.ndarray) -> Any:
-    """A PyAV frame of an RGB array: 8 bits, or 16 (a deep source's frames)."""
-    return av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
-
-
-def _is_frame_name(name: str) -> bool:
-    return name.startswith("frame_") and name.endswith(".png")

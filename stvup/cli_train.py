@@ -93,7 +93,7 @@ def _stride(ctx, param, value):
     type=click.Path(exists=True),
     default=None,
     help="Continue a run (its folder, or a checkpoint file) with its saved settings and footage; only DATA, --out, "
-    "--device, --threads, --precision, stage lengths of unfinished stages and logging may be given.",
+    "--device, --threads, --precision, --minutes, stage lengths of unfinished stages and logging may be given.",
 )
 @click.option(
     "--flow-steps",
@@ -176,6 +176,13 @@ def _stride(ctx, param, value):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, help="Steps between checkpoints.")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, help="Steps between log lines.")
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many minutes of training in this call, with a checkpoint and model.safetensors written as "
+    "at the end; --resume continues. Default: run to the last step.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(
     data,
@@ -220,6 +227,7 @@ def train(
     threads,
     checkpoint_every,
     log_every,
+    minutes,
     quiet,
 ) -> None:
     """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 is refused)."""
@@ -262,11 +270,15 @@ def train(
             bar.console.print(text)
 
     with bar:
-        result = run_training(config, resume=resume, on_progress=progress, on_message=message)
+        result = run_training(config, resume=resume, on_progress=progress, on_message=message,
+                              time_limit=minutes * 60 if minutes else None)  # fmt: skip
     click.echo(
         f"trained {result.steps} steps in {result.seconds / 60:.1f} min on {result.clips} clips "
         f"({result.windows} windows); weights: {result.weights}"
     )
+    if not result.finished:
+        click.echo(f"stopped at the time limit, step {result.steps} of {config.total_steps}; continue with "
+                   f"--resume {result.out_dir}")  # fmt: skip
 
 
 @click.command(name="eval")

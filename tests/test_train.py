@@ -228,3 +228,22 @@ def test_cli_resume_continues_in_the_runs_folder_with_its_settings(tmp_path, mon
         assert res.exit_code == 1 and cause in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["train"])
     assert res.exit_code == 2 and "give the footage to train on" in res.output
+
+
+def test_cli_minutes_stops_with_weights_and_resume_finishes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_clip(data / "a.mp4", width=96, height=80, frames=16, audio=None)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--model", "stvun-tiny", "--pretrain-steps", "2", "--steps", "2",
+            "--batch-size", "1", "--patch", "16", "--patch2", "16", "--quiet"]  # fmt: skip
+    runner = CliRunner()
+    res = runner.invoke(cli, [*args, "--minutes", "0.000001"])  # over after the first step
+    assert res.exit_code == 0, res.output
+    assert f"stopped at the time limit, step 1 of 4; continue with --resume {run}" in res.output
+    _, meta = read_safetensors(run / "model.safetensors")
+    assert meta["steps"] == "1" and torch.load(run / "last.pt", weights_only=False)["step"] == 1
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--minutes", "5", "--quiet"])
+    assert res.exit_code == 0 and "trained 4 steps" in res.output and "time limit" not in res.output, res.output
+    res = runner.invoke(cli, [*args, "--minutes", "0"])
+    assert res.exit_code == 2 and "--minutes" in res.output

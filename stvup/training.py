@@ -39,9 +39,7 @@ from stvup.data.sampler import Sampler
 from stvup.data.sources import Clip, load_clips
 from stvup.errors import UsageError
 from stvup.flowtrain import flow_step
-from stvup.losses import (
-    LossWeights,
-)
+from stvup.losses import LossWeights
 from stvup.model import build_model
 from stvup.model.stvun import init_conv
 from stvup.model.twostream import TwoStream

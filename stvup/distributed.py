@@ -42,7 +42,6 @@ class _Part:
     stop: int | None  # output frame it ends before; None: the end of the video
     tries: int = 0
     waits: int = 0  # times it found its worker restarting (not counted as tries, up to _MAX_WAITS)
-    rerun: bool = False  # sent again after a failure
 
 
 @dataclass
@@ -57,7 +56,7 @@ class _Video:
     deint: Any = None
     parts_left: int = 0
     parts: int = 0
-    retried: int = 0  # parts run again after their worker was lost or failed unexpectedly (each counted once)
+    rerun: set[int] = field(default_factory=set)  # starts of parts run again after a lost worker or unexpected error
     done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
     resumed: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
@@ -333,8 +332,7 @@ def batch_on_ray(
                         if part.waits < _MAX_WAITS:
                             part.waits += 1
                             todo.insert(0, part)
-                            v.retried += not part.rerun
-                            part.rerun = True
+                            v.rerun.add(part.start)
                             continue
                     else:
                         idle.append(actor)
@@ -343,8 +341,7 @@ def batch_on_ray(
                     bad_input = isinstance(getattr(exc, "cause", None), StvupError)
                     if part.tries <= retries and not v.failed and not bad_input:
                         todo.append(part)
-                        v.retried += not part.rerun
-                        part.rerun = True
+                        v.rerun.add(part.start)
                     elif not v.failed:
                         fail(v, f"{v.src}: {_cause(exc)}")
                         v.job.release(keep=True)
@@ -409,7 +406,7 @@ def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision:
         device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
         concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
         notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"]
-        + ([f"{v.retried} part(s) ran again after a failure"] if v.retried else []),
+        + ([f"{len(v.rerun)} part(s) ran again after a failure"] if v.rerun else []),
         sample_aspect_ratio=v.info.sample_aspect_ratio,
     )  # fmt: skip
     result.results.append(done)

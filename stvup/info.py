@@ -7,9 +7,9 @@ import platform
 import torch
 
 from . import __version__
+from .hardware import resolve_precision
 from .model import MODEL_CONFIGS, STVUN
 from .model.twostream import SPATIAL_MODULES, TEMPORAL_MODULES
-from .pipeline import resolve_precision
 from .weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
 
 

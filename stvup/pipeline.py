@@ -31,15 +31,15 @@ import torch.nn.functional as F
 
 from .acceleration import MEMORY_FORMATS, accelerate
 from .errors import InputError, UsageError
+from .hardware import PRECISIONS, resolve_device, resolve_precision
 from .model import STVUN, TwoStream
 from .model.twostream import STREAMS, TIME_MODES
 from .shots import DEFAULT_THRESHOLD, ShotDetector
-from .tiling import choose_tile, is_out_of_memory, memory_budget, parse_tile
+from .tiling import balanced_tile, choose_tile, is_out_of_memory, memory_budget, parse_tile, ramp_weight, tile_spans
 from .timing import times_in_interval
 
-__all__ = ["PRECISIONS", "OutputFrame", "Upscaler", "fast_bf16", "resolve_device", "resolve_precision"]
+__all__ = ["OutputFrame", "Upscaler", "reflect"]
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 HALF = 3  # frames on each side of the window centre
 
 
@@ -54,49 +54,6 @@ class OutputFrame:
     t_in: Fraction  # position between input frames ``source`` and ``source + 1``
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a usage error, not a crash."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA device is available")
-    return dev
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 runs fast here: CUDA with bf16 units (Ampere and later), or a CPU with AMX or AVX-512 BF16.
-
-    Elsewhere bf16 is emulated (older CPUs) or missing, and fp32 (CPU) or fp16 (older GPUs) is the faster choice.
-    """
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision ``auto`` stands for on ``device`` (others are returned as they are, once checked).
-
-    ``auto``: bf16 where :func:`fast_bf16` says so (about 2.4× faster than fp32 on an AVX-512 BF16 CPU, at most
-    0.05 dB lower on held-out clips); else fp16 on CUDA, fp32 on a CPU.
-    """
-    if precision == "auto":
-        if fast_bf16(device):
-            return "bf16"
-        return "fp16" if device.type == "cuda" else "fp32"
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; use auto, {', '.join(PRECISIONS)}")
-    return precision
-
-
 def reflect(index: int, n: int) -> int:
     """Mirror ``index`` into ``[0, n)`` without repeating the edge frame (…, 2, 1, 0, 1, 2, …)."""
     if n == 1:
@@ -106,42 +63,11 @@ def reflect(index: int, n: int) -> int:
     return index if index < n else period - index
 
 
-def balanced_tile(size: int, tile: int, overlap: int, multiple: int) -> int:
-    """The tile length, at most ``tile``, that covers ``size`` with as few tiles as ``tile`` needs but overlapping as
-    little as possible: 540 in tiles of at most 368 takes two tiles of 288, not 368 and 368 (1.36× the work)."""
-    if tile >= size:
-        return size
-    count = -(-(size - overlap) // (tile - overlap))
-    length = -(-(size - overlap) // count) + overlap
-    return min(tile, -(-length // multiple) * multiple)
-
-
-def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """Start/end of overlapping tiles covering ``[0, size)``; the last tile is aligned to the end."""
-    if tile >= size:
-        return [(0, size)]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step)) + [size - tile]
-    return [(s, s + tile) for s in starts]
-
-
-def _ramp(length: int, ramp: int, lead: bool, trail: bool) -> torch.Tensor:
-    """1-D blending weight: linear ramps of ``ramp`` samples at the ends that border another tile."""
-    w = torch.ones(length)
-    r = min(ramp, length)
-    edge = (torch.arange(r, dtype=torch.float32) + 0.5) / r
-    if lead:
-        w[:r] = torch.minimum(w[:r], edge)
-    if trail:
-        w[length - r :] = torch.minimum(w[length - r :], edge.flip(0))
-    return w
-
-
 class Upscaler:
     """Runs an STVUN (or a two-stream network) over a stream of frames; holds the model, device, precision, tiling.
 
-    ``precision``: ``auto`` (the fast one for the device, :func:`resolve_precision`), ``fp32``, ``bf16`` or ``fp16``;
-    ``self.precision`` is what was chosen.
+    ``precision``: ``auto`` (the fast one for the device, :func:`~stvup.hardware.resolve_precision`), ``fp32``,
+    ``bf16`` or ``fp16``; ``self.precision`` is what was chosen.
 
     ``space`` may be below the model's scale (×2 from a ×4 model): the network's output is then reduced with
     antialiased bicubic resampling. ``tile`` is the tile size in input pixels (None: whole frames). ``stream``
@@ -306,8 +232,8 @@ class Upscaler:
             if single:
                 outs = [r.float() for r in results]
                 continue
-            wy = _ramp(y1 - y0, self.overlap * s // 2, y0 > 0, y1 < hh)
-            wx = _ramp(x1 - x0, self.overlap * s // 2, x0 > 0, x1 < ww)
+            wy = ramp_weight(y1 - y0, self.overlap * s // 2, y0 > 0, y1 < hh)
+            wx = ramp_weight(x1 - x0, self.overlap * s // 2, x0 > 0, x1 < ww)
             wy = F.interpolate(wy.view(1, 1, -1, 1), scale_factor=(s, 1), mode="nearest").view(-1)
             wx = F.interpolate(wx.view(1, 1, 1, -1), scale_factor=(1, s), mode="nearest").view(-1)
             wt = (wy[:, None] * wx[None, :]).to(self.device)

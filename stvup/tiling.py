@@ -24,7 +24,17 @@ import torch
 
 from .errors import UsageError
 
-__all__ = ["SWEET", "choose_tile", "estimate_bytes", "is_out_of_memory", "memory_budget", "parse_tile"]
+__all__ = [
+    "SWEET",
+    "balanced_tile",
+    "choose_tile",
+    "estimate_bytes",
+    "is_out_of_memory",
+    "memory_budget",
+    "parse_tile",
+    "ramp_weight",
+    "tile_spans",
+]
 
 SWEET = 256  # the largest tile side (input pixels): with balanced tiles, the fastest per pixel, overlap included
 WHOLE = 72_000  # input pixels up to which frames stay whole (about one tile; a 540p output's input is 32,400)
@@ -96,3 +106,34 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def balanced_tile(size: int, tile: int, overlap: int, multiple: int) -> int:
+    """The tile length, at most ``tile``, that covers ``size`` with as few tiles as ``tile`` needs but overlapping as
+    little as possible: 540 in tiles of at most 368 takes two tiles of 288, not 368 and 368 (1.36× the work)."""
+    if tile >= size:
+        return size
+    count = -(-(size - overlap) // (tile - overlap))
+    length = -(-(size - overlap) // count) + overlap
+    return min(tile, -(-length // multiple) * multiple)
+
+
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/end of overlapping tiles covering ``[0, size)``; the last tile is aligned to the end."""
+    if tile >= size:
+        return [(0, size)]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return [(s, s + tile) for s in starts]
+
+
+def ramp_weight(length: int, ramp: int, lead: bool, trail: bool) -> torch.Tensor:
+    """1-D blending weight: linear ramps of ``ramp`` samples at the ends that border another tile."""
+    w = torch.ones(length)
+    r = min(ramp, length)
+    edge = (torch.arange(r, dtype=torch.float32) + 0.5) / r
+    if lead:
+        w[:r] = torch.minimum(w[:r], edge)
+    if trail:
+        w[length - r :] = torch.minimum(w[length - r :], edge.flip(0))
+    return w

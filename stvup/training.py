@@ -39,11 +39,11 @@ from stvup.data.sampler import Sampler
 from stvup.data.sources import Clip, load_clips
 from stvup.errors import UsageError
 from stvup.flowtrain import flow_step
+from stvup.hardware import fast_bf16, resolve_device
 from stvup.losses import LossWeights
 from stvup.model import build_model
 from stvup.model.stvun import init_conv
 from stvup.model.twostream import TwoStream
-from stvup.pipeline import fast_bf16, resolve_device
 from stvup.runs import METHODS, TrainConfig, continued, load_training_checkpoint, save_checkpoint, trim_log
 from stvup.steps import stage_parameters, training_step, two_stream_step, zero_heads
 from stvup.weights import load_weights, save_safetensors
@@ -88,7 +88,7 @@ class TrainResult:
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is worth it here (:func:`stvup.pipeline.fast_bf16`)."""
+    """Whether bf16 autocast is worth it here (:func:`stvup.hardware.fast_bf16`)."""
     return fast_bf16(device)
 
 

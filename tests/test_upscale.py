@@ -164,21 +164,21 @@ def test_batched_new_frames_match_one_at_a_time():
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    import stvup.pipeline as pipeline
+    import stvup.hardware as hardware
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-    assert pipeline.resolve_precision("auto", cpu) == "bf16"
+    assert hardware.resolve_precision("auto", cpu) == "bf16"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert pipeline.resolve_precision("auto", cpu) == "fp32"
+    assert hardware.resolve_precision("auto", cpu) == "fp32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert pipeline.resolve_precision("auto", cuda) == "bf16"
+    assert hardware.resolve_precision("auto", cuda) == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert pipeline.resolve_precision("auto", cuda) == "fp16"
-    assert pipeline.resolve_precision("fp32", cuda) == "fp32"
+    assert hardware.resolve_precision("auto", cuda) == "fp16"
+    assert hardware.resolve_precision("fp32", cuda) == "fp32"
     with pytest.raises(UsageError, match="unknown precision"):
-        pipeline.resolve_precision("int8", cpu)
+        hardware.resolve_precision("int8", cpu)
     # The upscaler runs what was chosen.
     up = Upscaler(_tiny(), device="cpu")
     assert up.precision == "fp32" and up.dtype == torch.float32
@@ -268,7 +268,7 @@ def test_cli_upscale_json_and_default_name(clips, weights, tmp_path):
     data = json.loads(res.output)
     assert data["output"] == str(tmp_path / "clip_stvup_x4.mp4") and data["frames_out"] == 24
     # The default precision is auto, and the result says what it chose on this machine.
-    from stvup.pipeline import resolve_precision
+    from stvup.hardware import resolve_precision
 
     assert data["device"] == "cpu" and data["precision"] == resolve_precision("auto", torch.device("cpu"))
     # Never overwrites without --overwrite.

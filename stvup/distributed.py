@@ -182,7 +182,8 @@ def batch_on_ray(
     local one. ``retries``: further tries of a failed part."""
     from .folder import BatchResult, batch_target, find_inputs, is_complete, skipped_result
     from .job import Progress, UpscaleResult, check_options, plan_input
-    from .resume import SEGMENT_SECONDS, Job, job_identity, job_settings, segment_length
+    from .journal import Job, job_identity, job_settings, segment_length
+    from .resume import SEGMENT_SECONDS
     from .timing import output_rate, parse_rate
     from .video.formats import default_codec
     from .video.trim import Span

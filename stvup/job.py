@@ -15,10 +15,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import InputError, OutputError, UsageError
+from .journal import job_settings
 from .loader import load_upscaler
 from .overlap import run_overlapped
 from .pipeline import Upscaler
-from .resume import SEGMENT_SECONDS, job_settings, open_output
+from .resume import SEGMENT_SECONDS, open_output
 from .shots import DEFAULT_THRESHOLD
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import VIDEO_EXTENSIONS, VideoInfo, iter_frames, probe

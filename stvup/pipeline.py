@@ -137,7 +137,7 @@ class Upscaler:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
         precision), device kind, scale, tiling and two-stream choices; not the memory format or compiling, which
         change float rounding at most, like the thread count. A resumed run reuses frames only if it
-        matches (:mod:`stvup.resume`). The weights are hashed once; the settings, which can change (the tile), at
+        matches (:mod:`stvup.journal`). The weights are hashed once; the settings, which can change (the tile), at
         each call."""
         if getattr(self, "_weights_digest", None) is None:
             weights = hashlib.sha256()

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 import stvup
 from stvup.cli import cli
 from stvup.errors import OutputError
+from stvup.journal import JOURNAL, LOCK, work_folder
 from stvup.pipeline import Upscaler
-from stvup.resume import JOURNAL, LOCK, work_folder
 from stvup.video import iter_frames, probe
 
 from .conftest import make_clip

@@ -32,7 +32,7 @@ def partial_prefix(path: str | os.PathLike, folder: bool = False) -> str:
     return f".{_stem(Path(path), folder)}.partial-{os.getpid()}-"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -60,7 +60,7 @@ def remove_stale_partials(path: str | os.PathLike, folder: bool = False) -> list
         if not entry.name.startswith(prefix):
             continue
         pid_text = entry.name[len(prefix) :].split("-", 1)[0].split(".", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         try:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()

@@ -65,7 +65,7 @@ __all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
 
 # Muxers verified to store (and re-read) a display matrix.
-_ROTATION_MUXERS = {"mp4", "mov", "matroska", "webm"}
+ROTATION_MUXERS = {"mp4", "mov", "matroska", "webm"}
 
 
 class VideoWriter(AtomicOutput):
@@ -117,7 +117,7 @@ class VideoWriter(AtomicOutput):
         if muxer is None:
             known = ", ".join(VIDEO_EXTENSIONS)
             raise OutputError(self.path, f"unknown video extension {suffix or '(none)'!r}; use one of {known}")
-        self._rotate_pixels = self.rotation != 0 and muxer not in _ROTATION_MUXERS
+        self._rotate_pixels = self.rotation != 0 and muxer not in ROTATION_MUXERS
         turned = self._rotate_pixels and self.rotation in (90, 270)
         enc_w, enc_h = (self.height, self.width) if turned else (self.width, self.height)
         codec_obj = video_encoder(codec or "libx264")

@@ -10,8 +10,10 @@ they come back, so an interrupted ``--ray`` batch resumes like any other run, an
 and subtitles once all its parts are in.
 
 A part that fails (an error, or a worker or machine lost) is tried again up to ``retries`` times; a video whose part
-still fails is reported like any batch failure and the batch goes on. Inputs and outputs must be on storage that
-every node sees (one machine, or a shared file system). Ray is an optional extra: ``pip install 'stvup[ray]'``.
+still fails is reported like any batch failure and the batch goes on. A worker that Ray cannot bring back gets no
+more parts (the others carry on); if every worker is lost, the unfinished videos fail, with their finished segments
+kept for the next run. Inputs and outputs must be on storage that every node sees (one machine, or a shared file
+system). Ray is an optional extra: ``pip install 'stvup[ray]'``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,58 @@ class _Video:
     began: float = field(default_factory=_time.perf_counter)
 
 
+class _Workers:
+    """The pool's actors and what each is doing when it is not running a part.
+
+    A worker whose part failed with an error goes back to work at once. One that answered "temporarily
+    unavailable" is being restarted (its process or machine was lost): it rests, backing off, instead of burning
+    parts' tries in a fraction of a second. One whose part died with it is asked to answer a ping: Ray either
+    restarts it (the ping answers, and it goes back to work) or has given up on it (``max_restarts`` used up, or
+    killed for good), and then it is lost and gets no more parts.
+    """
+
+    def __init__(self, ray: Any, actors: list[Any]) -> None:
+        self.ray = ray
+        self.idle = list(actors)
+        self.resting: dict[Any, float] = {}  # actor -> when it may take work again
+        self.rests: dict[Any, int] = {}  # actor -> rests since its last answer
+        self.checking: dict[Any, Any] = {}  # ping ref -> actor
+        self.lost = 0
+
+    def wake(self) -> None:
+        now = _time.monotonic()
+        for actor, until in list(self.resting.items()):
+            if until <= now:
+                del self.resting[actor]
+                self.idle.append(actor)
+
+    def answered(self, actor: Any) -> None:
+        self.rests.pop(actor, None)
+        self.idle.append(actor)
+
+    def unavailable(self, actor: Any) -> None:
+        self.rests[actor] = self.rests.get(actor, 0) + 1
+        self.resting[actor] = _time.monotonic() + min(_MAX_REST, 0.25 * 2 ** self.rests[actor])
+
+    def died(self, actor: Any) -> None:
+        self.checking[actor.ping.remote()] = actor
+
+    def settle(self, ref: Any) -> None:
+        """The answer to a ping."""
+        actor = self.checking.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.ActorUnavailableError:
+            self.unavailable(actor)
+        except self.ray.exceptions.RayError:
+            self.lost += 1
+        else:
+            self.answered(actor)
+
+    def all_lost(self) -> bool:
+        return not (self.idle or self.resting or self.checking)
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -87,6 +141,10 @@ class _Worker:
         net = build_model(name)
         load_weights(net, state)
         self.upscaler = Upscaler(net, **options)
+
+    def ping(self) -> bool:
+        """Answers once the actor is up: after a death, whether Ray brought it back or it is gone for good."""
+        return True
 
     def describe(self) -> dict[str, Any]:
         """What the pipeline is here: its fingerprint (for the journal), precision, device and spatial factor."""
@@ -284,34 +342,33 @@ def batch_on_ray(
             v.parts_left += 1
             v.parts += 1
 
-    idle = list(pool)
-    # A worker being restarted after its process or machine was lost answers "temporarily unavailable" at once; it
-    # rests (backing off) instead of burning the parts' tries in a fraction of a second.
-    resting: dict[Any, float] = {}  # actor -> when it may take work again
-    rests: dict[Any, int] = {}  # actor -> rests since its last answer
+    workers = _Workers(ray, pool)
     running: dict[Any, tuple[Any, _Part]] = {}
     try:
         while todo or running:
-            now = _time.monotonic()
-            for actor, until in list(resting.items()):
-                if until <= now:
-                    del resting[actor]
-                    idle.append(actor)
-            while todo and idle:
+            workers.wake()
+            while todo and workers.idle:
                 part = todo.pop(0)
                 v = videos[part.video]
                 if v.failed:
                     continue
-                actor = idle.pop()
+                actor = workers.idle.pop()
                 ref = actor.run_part.remote((part.video, part.start), os.fspath(v.src), parse_rate(input_fps),
                                             os.fspath(v.job.work), v.dst.suffix.lower(),
                                             v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
                                             v.writer_options, threshold, span, v.deint, v.info, queue)  # fmt: skip
                 running[ref] = (actor, part)
-            if not running:  # every worker is resting
-                _time.sleep(_POLL)
+            waiting = [*running, *workers.checking]
+            if not waiting:
+                if workers.all_lost():
+                    for v in videos:
+                        if v.parts_left and not v.failed:
+                            fail(v, f"{v.src}: all {len(pool)} Ray workers were lost")
+                            v.job.release(keep=True)
+                    break
+                _time.sleep(_POLL)  # every worker is resting
                 continue
-            ready, _ = ray.wait(list(running), timeout=_POLL)
+            ready, _ = ray.wait(waiting, timeout=_POLL)
             for key, made in _drain(queue):
                 v = videos[key[0]]
                 v.done_frames[key[1]] = made
@@ -321,6 +378,9 @@ def batch_on_ray(
                     progress(Progress(os.fspath(v.src), n_in, v.info.frame_count, out, chosen_precision,
                                       chosen_device))  # fmt: skip
             for ref in ready:
+                if ref in workers.checking:
+                    workers.settle(ref)
+                    continue
                 actor, part = running.pop(ref)
                 v = videos[part.video]
                 try:
@@ -328,15 +388,16 @@ def batch_on_ray(
                 except ray.exceptions.RayError as exc:
                     v.done_frames.pop(part.start, None)
                     if isinstance(exc, ray.exceptions.ActorUnavailableError):
-                        rests[actor] = rests.get(actor, 0) + 1
-                        resting[actor] = _time.monotonic() + min(_MAX_REST, 0.25 * 2 ** rests[actor])
+                        workers.unavailable(actor)
                         if part.waits < _MAX_WAITS:
                             part.waits += 1
                             todo.insert(0, part)
                             v.rerun.add(part.start)
                             continue
+                    elif isinstance(exc, ray.exceptions.RayActorError):
+                        workers.died(actor)
                     else:
-                        idle.append(actor)
+                        workers.idle.append(actor)
                     part.tries += 1
                     # A lost worker or an unexpected error may pass; a bad input (a StvupError) fails again.
                     bad_input = isinstance(getattr(exc, "cause", None), StvupError)
@@ -347,15 +408,14 @@ def batch_on_ray(
                         fail(v, f"{v.src}: {_cause(exc)}")
                         v.job.release(keep=True)
                     continue
-                rests.pop(actor, None)
-                idle.append(actor)
+                workers.answered(actor)
                 for record in report["segments"]:
                     v.job.add(record)
                 if part.stop is None:
                     v.report = report
                 v.parts_left -= 1
                 if v.parts_left == 0 and not v.failed:
-                    _finish(v, result, on_done, UpscaleResult, chosen_precision, chosen_device)
+                    _finish(v, result, on_done, UpscaleResult, chosen_precision, chosen_device, workers.lost)
     finally:
         for v in videos:
             if v.parts_left and not v.failed:
@@ -384,8 +444,8 @@ def _cause(exc: BaseException) -> str:
     return text[-1] if text else type(exc).__name__
 
 
-def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision: str, device: str) -> None:
-    """Join a video whose parts are all in, and record it."""
+def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision: str, device: str, lost: int) -> None:
+    """Join a video whose parts are all in, and record it (``lost``: workers lost for good so far)."""
     try:
         window = (v.span.start, v.span.end) if v.span is not None else None
         skipped = v.job.join(v.rate_out, v.src if v.info.kind == "video" else None, v.info.rotation, window)
@@ -407,7 +467,8 @@ def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision:
         device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
         concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
         notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"]
-        + ([f"{len(v.rerun)} part(s) ran again after a failure"] if v.rerun else []),
+        + ([f"{len(v.rerun)} part(s) ran again after a failure"] if v.rerun else [])
+        + ([f"{lost} Ray worker(s) lost for good; the others went on"] if lost else []),
         sample_aspect_ratio=v.info.sample_aspect_ratio,
     )  # fmt: skip
     result.results.append(done)

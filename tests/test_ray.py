@@ -118,17 +118,8 @@ def test_a_part_that_fails_is_reported_like_any_batch_failure(tmp_path, weights,
 
 def test_a_part_lost_with_its_worker_is_run_again(tmp_path, videos, weights, local_ray):  # noqa: F811
     """A worker killed in the middle of a part (as when a machine goes away): the part runs again, nothing is lost."""
-    import os
-
-    killed = []
-
-    def progress(p) -> None:
-        # The long video's parts report every 4 of their 40 frames: at its first report they are still running.
-        if not killed and p.path.endswith("long.mkv") and p.frames_out > 0:
-            for k in (0, 1):
-                ray.kill(ray.get_actor(f"stvup-{os.getpid()}-{k}"), no_restart=False)
-            killed.append(p.frames_out)
-
+    # The long video's parts report every 4 of their 40 frames: at its first report they are still running.
+    progress, killed = _kill_at_first_report([0, 1], restart=True)
     res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
     assert killed and res.failures == {}
     assert sorted(r.frames_out for r in res.results) == [12, 80]
@@ -136,3 +127,44 @@ def test_a_part_lost_with_its_worker_is_run_again(tmp_path, videos, weights, loc
     again = [int(n.split()[0]) for r in res.results for n in r.notes if n.endswith("ran again after a failure")]
     assert 1 <= sum(again) <= 4, again
     assert probe(tmp_path / "out" / "long.mkv").frame_count == 80
+
+
+def _kill_at_first_report(workers, restart):
+    """A progress callback that kills these workers (by index) at the long video's first report, while its parts run."""
+    import os
+
+    killed = []
+
+    def progress(p) -> None:
+        if not killed and p.path.endswith("long.mkv") and p.frames_out > 0:
+            for k in workers:
+                ray.kill(ray.get_actor(f"stvup-{os.getpid()}-{k}"), no_restart=not restart)
+            killed.append(p.frames_out)
+
+    return progress, killed
+
+
+def test_a_worker_lost_for_good_gets_no_more_parts(tmp_path, videos, weights, local_ray):  # noqa: F811
+    """A worker Ray will not restart: its part runs again on the other one, which does the rest; no try is wasted on
+    the dead worker (before, every part sent to it failed at once until the video ran out of tries)."""
+    progress, killed = _kill_at_first_report([0], restart=False)
+    res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
+    assert killed and res.failures == {}
+    assert sorted(r.frames_out for r in res.results) == [12, 80]
+    long = next(r for r in res.results if r.output.endswith("long.mkv"))
+    assert "1 Ray worker(s) lost for good; the others went on" in long.notes, long.notes
+    assert probe(tmp_path / "out" / "long.mkv").frame_count == 80
+
+
+def test_a_batch_whose_workers_are_all_lost_fails_without_hanging(tmp_path, videos, weights, local_ray):  # noqa: F811
+    """Both workers lost for good: the unfinished video fails with a one-line reason, and the batch returns."""
+    from stvup.journal import work_folder
+
+    progress, killed = _kill_at_first_report([0, 1], restart=False)
+    res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
+    assert killed
+    message = res.failures[str(videos / "long.mkv")]
+    assert message == f"{videos / 'long.mkv'}: all 2 Ray workers were lost", message
+    assert not (tmp_path / "out" / "long.mkv").exists()
+    work = work_folder(tmp_path / "out" / "long.mkv")
+    assert not work.exists() or not (work / "lock").exists()  # kept for the next run only if it holds segments

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import Any
 from .errors import StvupError, UsageError
 from .shots import DEFAULT_THRESHOLD
 
-__all__ = ["batch_on_ray"]
+__all__ = ["batch_on_ray", "plan_parts"]
 
 _POLL = 0.2  # seconds between looks at finished parts and progress
 _MAX_WAITS = 20  # a part sent to restarting workers this often counts a try each time after
@@ -322,23 +322,9 @@ def batch_on_ray(
         v = _Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
         v.resumed = sum(s["frames"] for s in job.segments.values())
         videos.append(v)
-        # Parts: runs of missing segments, about as many parts in all as there are workers (or more videos).
-        estimate = math.ceil((info.frame_count or 1) * rate_out / info.rate) if info.frame_count else None
-        if span is not None:
-            spanned = span.output_frames(rate_out)
-            left = None if estimate is None else max(1, estimate - math.floor(span.start * rate_out))
-            estimate = spanned if left is None else min(spanned or left, left)
-        segments = max(1, math.ceil(estimate / frames)) if estimate else 1
-        per_part = max(1, math.ceil(segments / max(1, count)))
-        index = len(videos) - 1
-        for first in range(0, segments, per_part):
-            last = min(first + per_part, segments)  # exclusive
-            missing = [k for k in range(first, last) if k not in job.segments]
-            final = last >= segments  # the last part runs to the end, whatever the estimate said
-            if not missing and not final:
-                continue
-            begin = (missing[0] if missing else last) * frames
-            todo.append(_Part(index, begin, None if final else last * frames))
+        estimate = _expected_frames(info.frame_count, info.rate, rate_out, span)
+        for begin, stop in plan_parts(estimate, frames, count, job.segments):
+            todo.append(_Part(len(videos) - 1, begin, stop))
             v.parts_left += 1
             v.parts += 1
 
@@ -423,6 +409,40 @@ def batch_on_ray(
         for actor in pool:
             ray.kill(actor)
     return result
+
+
+def _expected_frames(frame_count: int | None, rate_in: Fraction, rate_out: Fraction, span: Any) -> int | None:
+    """Output frames a video should give, from its header's frame count and the span (None: unknown)."""
+    estimate = math.ceil(frame_count * rate_out / rate_in) if frame_count else None
+    if span is not None:
+        spanned = span.output_frames(rate_out)
+        left = None if estimate is None else max(1, estimate - math.floor(span.start * rate_out))
+        estimate = spanned if left is None else min(spanned or left, left)
+    return estimate
+
+
+def plan_parts(
+    expected: int | None, segment_frames: int, workers: int, done: Collection[int]
+) -> list[tuple[int, int | None]]:
+    """The parts of one video: ``(first output frame, frame it ends before)``, None for the part that runs to the end.
+
+    The ``expected`` output frames (None: unknown, one part) are cut into whole segments, about as many parts as
+    there are ``workers``; a part whose segments are all ``done`` (by index) is left out and one that is partly done
+    starts at its first missing segment. The last part always runs, to the end of the input, whatever the estimate
+    said: the header's frame count can be wrong, and only reading to the end tells.
+    """
+    segments = max(1, math.ceil(expected / segment_frames)) if expected else 1
+    per_part = max(1, math.ceil(segments / max(1, workers)))
+    parts: list[tuple[int, int | None]] = []
+    for first in range(0, segments, per_part):
+        last = min(first + per_part, segments)  # exclusive
+        missing = [k for k in range(first, last) if k not in done]
+        final = last >= segments
+        if not missing and not final:
+            continue
+        begin = (missing[0] if missing else last) * segment_frames
+        parts.append((begin, None if final else last * segment_frames))
+    return parts
 
 
 def _drain(queue: Any) -> list[tuple[tuple[int, int], int]]:

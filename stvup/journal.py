@@ -4,8 +4,8 @@ A resumed run may reuse segments only if it is the same job: the same input (che
 read the whole file), the same settings that shape the pictures, the same segment length. The journal records
 that identity and each complete segment; it is replaced atomically, so after any interruption it is either the old
 one or the new one. A lock file holding the writer's process id keeps two runs from writing the same output.
-:mod:`stvup.resume` writes the segments; the Ray runner (:mod:`stvup.distributed`) shares one journal between
-its workers.
+:mod:`stvup.resume` writes the segments; in a Ray batch (:mod:`stvup.distributed`) the workers write them and the
+driver keeps the journal.
 """
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ def batch_on_ray(
                     elif isinstance(exc, ray.exceptions.RayActorError):
                         workers.died(actor)
                     else:
-                        workers.idle.append(actor)
+                        workers.answered(actor)  # with an error: it is up
                     part.tries += 1
                     # A lost worker or an unexpected error may pass; a bad input (a StvupError) fails again.
                     bad_input = isinstance(getattr(exc, "cause", None), StvupError)

@@ -14,15 +14,16 @@ still fails is reported like any batch failure and the batch goes on. A worker t
 more parts (the others carry on); if every worker is lost, the unfinished videos fail, with their finished segments
 kept for the next run. Inputs and outputs must be on storage that every node sees (one machine, or a shared file
 system). Ray is an optional extra: ``pip install 'stvup[ray]'``.
+
+This module sets up the pool (:mod:`stvup.workers`) and plans every video's parts; :class:`stvup.dispatch.Dispatcher`
+runs them.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time as _time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,38 +33,6 @@ from .shots import DEFAULT_THRESHOLD
 from .workers import Workers, actor_class
 
 __all__ = ["batch_on_ray", "plan_parts"]
-
-_POLL = 0.2  # seconds between looks at finished parts and progress
-_MAX_WAITS = 20  # a part sent to restarting workers this often counts a try each time after
-
-
-@dataclass
-class _Part:
-    video: int
-    start: int  # first output frame (a segment boundary)
-    stop: int | None  # output frame it ends before; None: the end of the video
-    tries: int = 0
-    waits: int = 0  # times it found its worker restarting (not counted as tries, up to _MAX_WAITS)
-
-
-@dataclass
-class _Video:
-    src: Path
-    dst: Path
-    info: Any
-    job: Any
-    rate_out: Fraction
-    writer_options: dict[str, Any]
-    span: Any = None
-    deint: Any = None
-    parts_left: int = 0
-    parts: int = 0
-    rerun: set[int] = field(default_factory=set)  # starts of parts run again after a lost worker or unexpected error
-    done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
-    resumed: int = 0
-    report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
-    failed: str | None = None
-    began: float = field(default_factory=_time.perf_counter)
 
 
 def _import_ray() -> Any:
@@ -113,8 +82,9 @@ def batch_on_ray(
     actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
     (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
     local one. ``retries``: further tries of a failed part."""
+    from .dispatch import Dispatcher, Part, Video, cause
     from .folder import BatchResult, batch_target, find_inputs, is_complete, skipped_result
-    from .job import Progress, UpscaleResult, check_options, plan_input
+    from .job import check_options, plan_input
     from .journal import Job, job_identity, job_settings, segment_length
     from .resume import SEGMENT_SECONDS
     from .timing import output_rate, parse_rate
@@ -148,139 +118,64 @@ def batch_on_ray(
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.
     pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, name, options, None if gpus else 1)
             for k in range(count)]  # fmt: skip
-    try:
-        described = ray.get(pool[0].describe.remote())
-    except ray.exceptions.RayError as exc:
-        raise UsageError(f"the model could not be set up on the cluster ({_cause(exc)})") from None
-    fingerprint, scale = described["fingerprint"], described["space"]
-    chosen_precision, chosen_device = described["precision"], described["device"]
-    from ray.util.queue import Queue
-
-    queue = Queue()
-    result = BatchResult()
-    videos: list[_Video] = []
-    todo: list[_Part] = []
-
-    def fail(v: _Video, message: str) -> None:
-        v.failed = message
-        result.failures[os.fspath(v.src)] = message
-        if on_done is not None:
-            on_done(None, message)
-
-    for src in inputs:
-        dst = batch_target(out_root, src)
-        if on_start is not None:
-            on_start(src, dst)
-        if is_complete(dst) and not overwrite:
-            done = skipped_result(src, dst)
-            result.results.append(done)
-            if on_done is not None:
-                on_done(done, None)
-            continue
+    try:  # the pool goes whatever happens below
         try:
-            info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
-            rate_out = output_rate(info.rate, factor, fps_value)
-            chosen_codec = codec or default_codec(info.bit_depth)
-            frames = segment_length(rate_out, seconds)
-            settings = job_settings(fingerprint, rate_out, chosen_codec, crf, preset, pix_fmt, threshold,
-                                    span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
-            job = Job(dst, job_identity(src, settings, frames), resume)
-        except StvupError as exc:
-            result.failures[os.fspath(src)] = str(exc)
-            if on_done is not None:
-                on_done(None, str(exc))
-            continue
-        writer_options = {"width": info.width * scale, "height": info.height * scale,
-                          "rate": rate_out, "codec": chosen_codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
-                          "color": info.color, "rotation": info.rotation,
-                          "sample_aspect_ratio": info.sample_aspect_ratio, "bit_depth": info.bit_depth}  # fmt: skip
-        v = _Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
-        v.resumed = sum(s["frames"] for s in job.segments.values())
-        videos.append(v)
-        estimate = _expected_frames(info.frame_count, info.rate, rate_out, span)
-        for begin, stop in plan_parts(estimate, frames, count, job.segments):
-            todo.append(_Part(len(videos) - 1, begin, stop))
-            v.parts_left += 1
-            v.parts += 1
+            described = ray.get(pool[0].describe.remote())
+        except ray.exceptions.RayError as exc:
+            raise UsageError(f"the model could not be set up on the cluster ({cause(exc)})") from None
+        fingerprint, scale = described["fingerprint"], described["space"]
+        chosen_precision, chosen_device = described["precision"], described["device"]
+        from ray.util.queue import Queue
 
-    workers = Workers(ray, pool)
-    running: dict[Any, tuple[Any, _Part]] = {}
-    try:
-        while todo or running:
-            workers.wake()
-            while todo and workers.idle:
-                part = todo.pop(0)
-                v = videos[part.video]
-                if v.failed:
-                    continue
-                actor = workers.idle.pop()
-                ref = actor.run_part.remote((part.video, part.start), os.fspath(v.src), parse_rate(input_fps),
-                                            os.fspath(v.job.work), v.dst.suffix.lower(),
-                                            v.job.identity["segment_frames"], part.start, part.stop, v.rate_out,
-                                            v.writer_options, threshold, span, v.deint, v.info, queue)  # fmt: skip
-                running[ref] = (actor, part)
-            waiting = [*running, *workers.checking]
-            if not waiting:
-                if workers.all_lost():
-                    for v in videos:
-                        if v.parts_left and not v.failed:
-                            fail(v, f"{v.src}: all {len(pool)} Ray workers were lost")
-                            v.job.release(keep=True)
-                    break
-                _time.sleep(_POLL)  # every worker is resting
+        queue = Queue()
+        result = BatchResult()
+        videos: list[Video] = []
+        parts: list[Part] = []
+        for src in inputs:
+            dst = batch_target(out_root, src)
+            if on_start is not None:
+                on_start(src, dst)
+            if is_complete(dst) and not overwrite:
+                done = skipped_result(src, dst)
+                result.results.append(done)
+                if on_done is not None:
+                    on_done(done, None)
                 continue
-            ready, _ = ray.wait(waiting, timeout=_POLL)
-            for key, made in _drain(queue):
-                v = videos[key[0]]
-                v.done_frames[key[1]] = made
-                if progress is not None and not v.failed:
-                    out = v.resumed + sum(v.done_frames.values())
-                    n_in = round(out * v.info.rate / v.rate_out)
-                    progress(Progress(os.fspath(v.src), n_in, v.info.frame_count, out, chosen_precision,
-                                      chosen_device))  # fmt: skip
-            for ref in ready:
-                if ref in workers.checking:
-                    workers.settle(ref)
-                    continue
-                actor, part = running.pop(ref)
-                v = videos[part.video]
-                try:
-                    report = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    v.done_frames.pop(part.start, None)
-                    if isinstance(exc, ray.exceptions.ActorUnavailableError):
-                        workers.unavailable(actor)
-                        if part.waits < _MAX_WAITS:
-                            part.waits += 1
-                            todo.insert(0, part)
-                            v.rerun.add(part.start)
-                            continue
-                    elif isinstance(exc, ray.exceptions.RayActorError):
-                        workers.died(actor)
-                    else:
-                        workers.answered(actor)  # with an error: it is up
-                    part.tries += 1
-                    # A lost worker or an unexpected error may pass; a bad input (a StvupError) fails again.
-                    bad_input = isinstance(getattr(exc, "cause", None), StvupError)
-                    if part.tries <= retries and not v.failed and not bad_input:
-                        todo.append(part)
-                        v.rerun.add(part.start)
-                    elif not v.failed:
-                        fail(v, f"{v.src}: {_cause(exc)}")
-                        v.job.release(keep=True)
-                    continue
-                workers.answered(actor)
-                for record in report["segments"]:
-                    v.job.add(record)
-                if part.stop is None:
-                    v.report = report
-                v.parts_left -= 1
-                if v.parts_left == 0 and not v.failed:
-                    _finish(v, result, on_done, UpscaleResult, chosen_precision, chosen_device, workers.lost)
+            try:
+                info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
+                rate_out = output_rate(info.rate, factor, fps_value)
+                chosen_codec = codec or default_codec(info.bit_depth)
+                frames = segment_length(rate_out, seconds)
+                settings = job_settings(fingerprint, rate_out, chosen_codec, crf, preset, pix_fmt, threshold,
+                                        span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
+                job = Job(dst, job_identity(src, settings, frames), resume)
+            except StvupError as exc:
+                result.failures[os.fspath(src)] = str(exc)
+                if on_done is not None:
+                    on_done(None, str(exc))
+                continue
+            writer_options = {"width": info.width * scale, "height": info.height * scale,
+                              "rate": rate_out, "codec": chosen_codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+                              "color": info.color, "rotation": info.rotation,
+                              "sample_aspect_ratio": info.sample_aspect_ratio, "bit_depth": info.bit_depth}  # fmt: skip
+            v = Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
+            v.resumed = sum(s["frames"] for s in job.segments.values())
+            videos.append(v)
+            estimate = _expected_frames(info.frame_count, info.rate, rate_out, span)
+            for begin, stop in plan_parts(estimate, frames, count, job.segments):
+                parts.append(Part(len(videos) - 1, begin, stop))
+                v.parts_left += 1
+                v.parts += 1
+
+        def part_args(v: Video) -> dict[str, Any]:
+            return {"src": os.fspath(v.src), "input_fps": parse_rate(input_fps), "work": os.fspath(v.job.work),
+                    "suffix": v.dst.suffix.lower(), "segment_frames": v.job.identity["segment_frames"],
+                    "rate_out": v.rate_out, "writer_options": v.writer_options, "scene_threshold": threshold,
+                    "span": span, "deint": v.deint, "info": v.info}  # fmt: skip
+
+        Dispatcher(ray, Workers(ray, pool), queue, videos, parts, result, part_args, chosen_precision, chosen_device,
+                   retries, on_done, progress).run()  # fmt: skip
     finally:
-        for v in videos:
-            if v.parts_left and not v.failed:
-                v.job.release(keep=True)
         for actor in pool:
             ray.kill(actor)
     return result
@@ -318,54 +213,3 @@ def plan_parts(
         begin = (missing[0] if missing else last) * segment_frames
         parts.append((begin, None if final else last * segment_frames))
     return parts
-
-
-def _drain(queue: Any) -> list[tuple[tuple[int, int], int]]:
-    items = []
-    while not queue.empty():
-        try:
-            items.append(queue.get_nowait())
-        except Exception:  # noqa: BLE001 - Empty, raced by another reader: nothing more now
-            break
-    return items
-
-
-def _cause(exc: BaseException) -> str:
-    """The user-facing cause inside a Ray error: the stvup error's own line where there is one."""
-    inner = getattr(exc, "cause", None)
-    if isinstance(inner, StvupError):
-        return str(inner)
-    text = str(inner or exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
-
-
-def _finish(v: _Video, result: Any, on_done: Any, UpscaleResult: Any, precision: str, device: str, lost: int) -> None:
-    """Join a video whose parts are all in, and record it (``lost``: workers lost for good so far)."""
-    try:
-        window = (v.span.start, v.span.end) if v.span is not None else None
-        skipped = v.job.join(v.rate_out, v.src if v.info.kind == "video" else None, v.info.rotation, window)
-    except StvupError as exc:
-        v.failed = str(exc)
-        result.failures[os.fspath(v.src)] = str(exc)
-        v.job.release(keep=True)
-        if on_done is not None:
-            on_done(None, str(exc))
-        return
-    v.job.release(keep=False)
-    frames_out = sum(s["frames"] for s in v.job.segments.values())
-    w, h = v.writer_options["width"], v.writer_options["height"]
-    done = UpscaleResult(
-        input=os.fspath(v.src), output=os.fspath(v.dst), frames_in=v.report.get("frames_in", 0), frames_out=frames_out,
-        input_rate=v.info.rate, output_rate=v.rate_out, input_size=(v.info.width, v.info.height), output_size=(w, h),
-        seconds=_time.perf_counter() - v.began, skipped_streams=skipped,
-        problems=([v.deint.reason] if v.deint else []) + v.report.get("problems", []),
-        device=device, precision=precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
-        concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
-        notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"]
-        + ([f"{len(v.rerun)} part(s) ran again after a failure"] if v.rerun else [])
-        + ([f"{lost} Ray worker(s) lost for good; the others went on"] if lost else []),
-        sample_aspect_ratio=v.info.sample_aspect_ratio,
-    )  # fmt: skip
-    result.results.append(done)
-    if on_done is not None:
-        on_done(done, None)

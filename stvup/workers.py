@@ -1,7 +1,8 @@
 """The pool of ``stvup batch --ray``: the actor that holds one model and runs parts on a node of the cluster, and
 the driver's view of what each actor is doing.
 
-:mod:`stvup.distributed` plans the parts and hands them out; the classes here are what it hands them to.
+:mod:`stvup.distributed` plans the parts and :mod:`stvup.dispatch` hands them out; the classes here are what it
+hands them to.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Workers:
     def __init__(self, ray: Any, actors: list[Any]) -> None:
         self.ray = ray
         self.idle = list(actors)
+        self.size = len(actors)
         self.resting: dict[Any, float] = {}  # actor -> when it may take work again
         self.rests: dict[Any, int] = {}  # actor -> rests since its last answer
         self.checking: dict[Any, Any] = {}  # ping ref -> actor

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 import stvup
-from stvup.evaluation import degrade_frames, find_clips, interpolate, read_clip
+from stvup.eval_methods import interpolate
+from stvup.evaluation import degrade_frames, find_clips, read_clip
 from stvup.metrics import psnr
 
 

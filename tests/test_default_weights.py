@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from stvup.evaluation import bicubic_blend, degrade_frames, joint, read_clip, score_frames
+from stvup.eval_methods import bicubic_blend, joint
+from stvup.evaluation import degrade_frames, read_clip, score_frames
 from stvup.loader import load_upscaler
 from stvup.weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata, sha256_file
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from stvup.cli import cli
 from stvup.data import duf_downsample
-from stvup.evaluation import bicubic_blend, degrade_frames, evaluate, ffmpeg_baseline, find_clips, score_frames
+from stvup.eval_methods import bicubic_blend, ffmpeg_baseline
+from stvup.evaluation import degrade_frames, evaluate, find_clips, score_frames
 from stvup.metrics import psnr
 from stvup.model import build_model
 from stvup.weights import save_safetensors

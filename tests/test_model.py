@@ -75,6 +75,27 @@ def test_x2_output_shape_and_flow_on_upsampled_frames():
     assert run.flows[0].shape == (1, 2, 16, 16)
 
 
+def test_small_f2_shares_small_weights_and_runs_flow_on_x2_frames():
+    # stvun-small-f2 differs from stvun-small only in where PWC-Net looks: the same tensors, so weights carry over.
+    small = build_model("stvun-small").state_dict()
+    f2 = build_model("stvun-small-f2")
+    assert {k: v.shape for k, v in small.items()} == {k: v.shape for k, v in f2.state_dict().items()}
+    model = build_model("stvun-tiny", flow_upsample=2).eval()
+    model.load_state_dict(seeded_state(model))
+    x3, x4 = seeded_frames(h=32, w=48)[3:5]
+    seen = []
+    hook = model.pwcnet.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        f34, f43 = model.estimate_flows(x3, x4)
+        hook.remove()
+        up = [F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) for x in (x3, x4)]
+        raw = model.pwcnet(torch.cat(up), torch.cat(up[::-1]))  # (2, 2, 16, 24): a quarter of the ×2 frames
+    assert seen == [(2, 3, 64, 96)]  # both directions in one batch, on ×2 frames
+    expected = F.interpolate(raw, size=(32, 48), mode="bilinear", align_corners=False) * (model.config.flow_scale / 2)
+    assert f34.shape == (1, 2, 32, 48)
+    torch.testing.assert_close(torch.cat((f34, f43)), expected)
+
+
 def test_rejects_bad_inputs():
     model = build_model("stvun-tiny")
     with pytest.raises(ValueError, match="7 frames"):

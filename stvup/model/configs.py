@@ -63,6 +63,16 @@ MODEL_CONFIGS: dict[str, STVUNConfig] = {
             description="Narrower, shallower STVUN with PWC-Net on LR frames, for CPU training and inference.",
         ),
         STVUNConfig(
+            "stvun-small-f2",
+            channels=32,
+            blocks=3,
+            flow_upsample=2,
+            pwc_pyramid=(16, 24, 32, 48, 64, 96),
+            pwc_estimator=(64, 64, 48, 32, 16),
+            pwc_context=(64, 64, 64, 48, 32, 16),
+            description="stvun-small with PWC-Net on ×2 upsampled LR frames: flow at half LR size, not a quarter.",
+        ),
+        STVUNConfig(
             "stvun-tiny",
             channels=8,
             blocks=2,

@@ -119,10 +119,8 @@ class Dispatcher:
     def fail(self, v: Video, message: str) -> None:
         """Record ``v`` as failed (once) and keep its finished segments for the next run."""
         v.failed = message
-        self.result.failures[os.fspath(v.src)] = message
         v.job.release(keep=True)
-        if self.on_done is not None:
-            self.on_done(None, message)
+        self.result.failed(v.src, message, self.on_done)
 
     def _send(self) -> None:
         while self.parts and self.workers.idle:
@@ -216,9 +214,7 @@ class Dispatcher:
             + ([f"{lost} Ray worker(s) lost for good; the others went on"] if lost else []),
             sample_aspect_ratio=v.info.sample_aspect_ratio,
         )  # fmt: skip
-        self.result.results.append(done)
-        if self.on_done is not None:
-            self.on_done(done, None)
+        self.result.succeeded(done, self.on_done)
 
 
 def _drain(queue: Any) -> list[tuple[tuple[int, int], int]]:

@@ -83,7 +83,7 @@ def batch_on_ray(
     (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
     local one. ``retries``: further tries of a failed part."""
     from .dispatch import Dispatcher, Part, Video, cause
-    from .folder import BatchResult, batch_target, find_inputs, is_complete, skipped_result
+    from .folder import BatchResult, find_inputs, pending
     from .job import check_options, plan_input
     from .journal import Job, job_identity, job_settings, segment_length
     from .resume import SEGMENT_SECONDS
@@ -131,16 +131,7 @@ def batch_on_ray(
         result = BatchResult()
         videos: list[Video] = []
         parts: list[Part] = []
-        for src in inputs:
-            dst = batch_target(out_root, src)
-            if on_start is not None:
-                on_start(src, dst)
-            if is_complete(dst) and not overwrite:
-                done = skipped_result(src, dst)
-                result.results.append(done)
-                if on_done is not None:
-                    on_done(done, None)
-                continue
+        for src, dst in pending(inputs, out_root, overwrite, result, on_start, on_done):
             try:
                 info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
                 rate_out = output_rate(info.rate, factor, fps_value)
@@ -150,9 +141,7 @@ def batch_on_ray(
                                         span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
                 job = Job(dst, job_identity(src, settings, frames), resume)
             except StvupError as exc:
-                result.failures[os.fspath(src)] = str(exc)
-                if on_done is not None:
-                    on_done(None, str(exc))
+                result.failed(src, str(exc), on_done)
                 continue
             writer_options = {"width": info.width * scale, "height": info.height * scale,
                               "rate": rate_out, "codec": chosen_codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,

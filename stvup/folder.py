@@ -8,7 +8,7 @@ to :mod:`stvup.distributed`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +19,11 @@ from .loader import load_upscaler
 from .shots import DEFAULT_THRESHOLD
 from .video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, probe
 
-__all__ = ["BatchResult", "batch", "batch_target", "find_inputs", "is_complete", "skipped_result"]
+__all__ = ["BatchResult", "batch", "batch_target", "find_inputs", "is_complete", "pending", "skipped_result"]
+
+
+#: What ``batch`` tells its caller once an input is done: ``(result, None)`` or ``(None, one-line error)``.
+OnDone = Callable[[UpscaleResult | None, str | None], None]
 
 
 @dataclass
@@ -28,6 +32,38 @@ class BatchResult:
 
     results: list[UpscaleResult] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+
+    def succeeded(self, done: UpscaleResult, on_done: OnDone | None) -> None:
+        """Record a finished (or skipped) input and tell ``on_done``."""
+        self.results.append(done)
+        if on_done is not None:
+            on_done(done, None)
+
+    def failed(self, src: str | os.PathLike, message: str, on_done: OnDone | None) -> None:
+        """Record an input that failed with a one-line ``message`` and tell ``on_done``."""
+        self.failures[os.fspath(src)] = message
+        if on_done is not None:
+            on_done(None, message)
+
+
+def pending(
+    inputs: list[Path],
+    out_root: Path,
+    overwrite: bool,
+    result: BatchResult,
+    on_start: Callable[[Path, Path], None] | None,
+    on_done: OnDone | None,
+) -> Iterator[tuple[Path, Path]]:
+    """``(input, output)`` of every input that needs work, in order; one whose output is complete (and not to be
+    overwritten) is recorded in ``result`` as skipped instead. ``on_start`` hears of every input first."""
+    for src in inputs:
+        dst = batch_target(out_root, src)
+        if on_start is not None:
+            on_start(src, dst)
+        if is_complete(dst) and not overwrite:
+            result.succeeded(skipped_result(src, dst), on_done)
+            continue
+        yield src, dst
 
 
 def batch_target(out_root: Path, src: Path) -> Path:
@@ -80,7 +116,7 @@ def batch(
     *,
     overwrite: bool = False,
     on_start: Callable[[Path, Path], None] | None = None,
-    on_done: Callable[[UpscaleResult | None, str | None], None] | None = None,
+    on_done: OnDone | None = None,
     progress: Callable[[Progress], None] | None = None,
     weights: str | os.PathLike | None = None,
     model: str | None = None,
@@ -120,24 +156,11 @@ def batch(
     upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
                              stream=stream, time_mode=time_mode, compile=compile)  # fmt: skip
     result = BatchResult()
-    for src in inputs:
-        dst = batch_target(out_root, src)
-        if on_start is not None:
-            on_start(src, dst)
-        if is_complete(dst) and not overwrite:
-            done = skipped_result(src, dst)
-            result.results.append(done)
-            if on_done is not None:
-                on_done(done, None)
-            continue
+    for src, dst in pending(inputs, out_root, overwrite, result, on_start, on_done):
         try:
             done = upscale(src, dst, upscaler=upscaler, overwrite=overwrite, progress=progress, **options)
         except StvupError as exc:
-            result.failures[os.fspath(src)] = str(exc)
-            if on_done is not None:
-                on_done(None, str(exc))
+            result.failed(src, str(exc), on_done)
             continue
-        result.results.append(done)
-        if on_done is not None:
-            on_done(done, None)
+        result.succeeded(done, on_done)
     return result

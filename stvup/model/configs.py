@@ -47,29 +47,27 @@ class STVUNConfig:
             raise ValueError("channels and blocks must be positive")
 
 
+_SMALL = STVUNConfig(
+    "stvun-small",
+    channels=32,
+    blocks=3,
+    flow_upsample=1,
+    pwc_pyramid=(16, 24, 32, 48, 64, 96),
+    pwc_estimator=(64, 64, 48, 32, 16),
+    pwc_context=(64, 64, 64, 48, 32, 16),
+    description="Narrower, shallower STVUN with PWC-Net on LR frames, for CPU training and inference.",
+)
+
 MODEL_CONFIGS: dict[str, STVUNConfig] = {
     cfg.name: cfg
     for cfg in (
         STVUNConfig("stvun", description="The paper's STVUN, ×4 space; loads the authors' STVUN.pth."),
         STVUNConfig("stvun-x2", scale=2, description="STVUN with a ×2 residual head (paper's FISR comparison)."),
-        STVUNConfig(
-            "stvun-small",
-            channels=32,
-            blocks=3,
-            flow_upsample=1,
-            pwc_pyramid=(16, 24, 32, 48, 64, 96),
-            pwc_estimator=(64, 64, 48, 32, 16),
-            pwc_context=(64, 64, 64, 48, 32, 16),
-            description="Narrower, shallower STVUN with PWC-Net on LR frames, for CPU training and inference.",
-        ),
-        STVUNConfig(
-            "stvun-small-f2",
-            channels=32,
-            blocks=3,
+        _SMALL,
+        dataclasses.replace(
+            _SMALL,
+            name="stvun-small-f2",
             flow_upsample=2,
-            pwc_pyramid=(16, 24, 32, 48, 64, 96),
-            pwc_estimator=(64, 64, 48, 32, 16),
-            pwc_context=(64, 64, 64, 48, 32, 16),
             description="stvun-small with PWC-Net on ×2 upsampled LR frames: flow at half LR size, not a quarter.",
         ),
         STVUNConfig(

@@ -321,8 +321,9 @@ def evaluate_cmd(
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
     RGB for kept (even) and new (odd) frames, mean and per clip.
     """
-    from .evaluation import MODEL_METHODS, evaluate, find_clips, write_report
+    from .evaluation import MODEL_METHODS, evaluate, find_clips, prepare_report, write_report
 
+    prepare_report(md_path, json_path)  # before minutes of scoring, not after
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     upscaler = None
     scale = 4

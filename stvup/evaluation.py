@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from stvup.data.degrade import duf_downsample
-from stvup.errors import InputError, UsageError
+from stvup.errors import InputError, OutputError, UsageError
 from stvup.eval_methods import run_method
 from stvup.metrics import psnr, ssim
 from stvup.model import TwoStream
@@ -259,10 +259,34 @@ def _clip_name(path: Path) -> str:
     return path.stem if path.is_file() else path.name
 
 
+def prepare_report(*paths: str | os.PathLike | None) -> None:
+    """Makes the folders of the report files, or fails with one line naming the file.
+
+    Called before the scores are computed, so that a report that cannot be written fails at once, not after minutes
+    of evaluation whose results would be lost.
+    """
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise OutputError(path, "is a folder, not a file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(path, f"cannot make its folder ({exc.strerror or exc})") from None
+        if not os.access(path.parent, os.W_OK):
+            raise OutputError(path, "its folder is not writable")
+
+
 def write_report(report: EvalReport, markdown: str | os.PathLike | None, json_path: str | os.PathLike | None) -> None:
-    """Write the Markdown and/or JSON report atomically."""
+    """Write the Markdown and/or JSON report atomically (making their folders first)."""
+    prepare_report(markdown, json_path)
     for path, text in ((markdown, report.to_markdown()), (json_path, json.dumps(report.to_dict(), indent=2))):
         if path is None:
             continue
-        with atomic_target(path) as tmp:
-            tmp.write_text(text)
+        try:
+            with atomic_target(path) as tmp:
+                tmp.write_text(text)
+        except OSError as exc:
+            raise OutputError(path, f"cannot be written ({exc.strerror or exc})") from None

@@ -121,3 +121,22 @@ def test_cli_eval_writes_both_tables(tmp_path, weights):
     assert text.strip() in res.output
     res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic,nope"])
     assert res.exit_code == 1 and "unknown method" in res.output
+
+
+def test_cli_eval_makes_report_folders_and_fails_before_scoring_on_a_bad_report_place(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=5, audio=None)
+    md = tmp_path / "new" / "deeper" / "r.md"
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--markdown", str(md), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "| bicubic | c |" in md.read_text()
+    assert not [p for p in md.parent.iterdir() if p.name != "r.md"]  # no temporary left beside it
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = blocker / "r.json"
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--json", str(bad)])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0], res.output
+    assert "Traceback" not in res.output and "[1/1]" not in res.output  # failed before scoring anything
+    assert blocker.read_text() == "not a folder"

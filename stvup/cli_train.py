@@ -111,6 +111,11 @@ def _stride(ctx, param, value):
     "--flow-reset", is_flag=True, help="Start PWC-Net from random weights (zero flow) even when --init gave it some."
 )
 @click.option(
+    "--freeze-flow",
+    is_flag=True,
+    help="Stage 2 leaves PWC-Net as --init or stage 0 left it and trains the encoder, EFST and decoder only.",
+)
+@click.option(
     "--pretrain-steps",
     type=click.IntRange(min=0),
     default=300_000,
@@ -202,6 +207,7 @@ def train(
     flow_patch,
     flow_smooth,
     flow_reset,
+    freeze_flow,
     pretrain_steps,
     steps,
     batch_size,
@@ -238,7 +244,8 @@ def train(
         data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
         lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
         unlabeled_batch=unlabeled_batch, init=init, flow_steps=flow_steps, flow_lr=flow_lr, flow_patch=flow_patch,
-        flow_smooth=flow_smooth, flow_reset=flow_reset, pretrain_steps=pretrain_steps, steps=steps,
+        flow_smooth=flow_smooth, flow_reset=flow_reset, freeze_flow=freeze_flow,
+        pretrain_steps=pretrain_steps, steps=steps,
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
         noise=noise, crf=crf, degrade_probability=degrade_probability, augment=not no_augment,

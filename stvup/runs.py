@@ -38,7 +38,8 @@ class TrainConfig:
     ``flow_steps`` (stage 0, before stage 1): PWC-Net alone learns motion from LR pairs without labels
     (:mod:`stvup.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
     ``flow_smooth``. The paper starts from a pre-trained PWC-Net instead; 0 skips the stage. ``flow_reset``: start
-    PWC-Net afresh (random weights, zero flow output) even when ``init`` gave it weights.
+    PWC-Net afresh (random weights, zero flow output) even when ``init`` gave it weights. ``freeze_flow``: stage 2
+    leaves PWC-Net as ``init`` or stage 0 left it and trains the rest (STVUN only).
 
     Two-stream runs (``method="two-stream"``): ``spatial`` / ``temporal`` name the modules; ``pretrain_steps`` train
     them separately, ``steps`` train the two streams on L_R + ``lambda_c``·L_C. ``labeled_fraction`` keeps HR
@@ -64,6 +65,7 @@ class TrainConfig:
     flow_patch: int = 64
     flow_smooth: float = 0.5
     flow_reset: bool = False
+    freeze_flow: bool = False
     pretrain_steps: int = 300_000
     steps: int = 400_000
     batch_size: int = 32
@@ -101,6 +103,8 @@ class TrainConfig:
             raise UsageError(f"--labeled-fraction must be in (0, 1], got {self.labeled_fraction}")
         if self.method == "two-stream" and self.flow_steps:
             raise UsageError("flow pre-training (--flow-steps) is for STVUN's PWC-Net; the two-stream network has none")
+        if self.method == "two-stream" and self.freeze_flow:
+            raise UsageError("--freeze-flow is for STVUN's PWC-Net; the two-stream network has none")
         if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
             raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
 

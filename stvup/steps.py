@@ -41,13 +41,14 @@ def zero_heads(model: STVUN, flow_only: bool = False) -> None:
         nn.init.zeros_(m.bias)
 
 
-def stage_parameters(model: STVUN | TwoStream, stage: int) -> list[nn.Parameter]:
-    """Stage 0: PWC-Net. Stage 1: encoder, EFST and decoder (the VSR part). Stage 2: every trainable parameter.
+def stage_parameters(model: STVUN | TwoStream, stage: int, freeze_flow: bool = False) -> list[nn.Parameter]:
+    """Stage 0: PWC-Net. Stage 1: encoder, EFST and decoder (the VSR part). Stage 2: every trainable parameter,
+    or with ``freeze_flow`` all but PWC-Net's (whose flow stage 2 can pull away from what serves whole frames).
 
     A two-stream network trains all its parameters in both stages (in stage 1 each module has its own loss).
     """
     parts: tuple[nn.Module, ...] = (model,)
-    if isinstance(model, STVUN) and stage < 2:
+    if isinstance(model, STVUN) and (stage < 2 or freeze_flow):
         parts = (model.pwcnet,) if stage == 0 else (model.encoder, model.efst, model.decoder)
     return [p for part in parts for p in part.parameters() if p.requires_grad]
 

@@ -211,8 +211,15 @@ def train(
         pick = int(np.random.default_rng([config.seed, step, 31]).choice(len(sources), p=sizes / sizes.sum()))
         return sources[pick].batch(step, unlabeled_batch).lr.to(device)
 
+    def optimiser_for(stage: int, step: int) -> torch.optim.Adam:
+        frozen = config.freeze_flow and stage == 2 and not two
+        if not two:
+            # A frozen PWC-Net needs no gradient at all, so its backward pass is skipped, not just its update.
+            model.pwcnet.requires_grad_(not frozen)
+        return torch.optim.Adam(stage_parameters(model, stage, frozen), lr=config.learning_rate(step))
+
     stage = config.stage(start_step)
-    optimizer = torch.optim.Adam(stage_parameters(model, stage), lr=config.learning_rate(start_step))
+    optimizer = optimiser_for(stage, start_step)
     if ckpt is not None and ckpt.get("optimizer") is not None and ckpt.get("stage") == stage:
         optimizer.load_state_dict(ckpt["optimizer"])
     elapsed = float(ckpt.get("elapsed", 0.0)) if ckpt is not None else 0.0
@@ -245,9 +252,9 @@ def train(
         with log_path.open("a") as log:
             while step < config.total_steps:
                 if config.stage(step) != stage:
-                    # Stage 2 trains every part, PWC-Net included, with a fresh optimiser at its own rate.
+                    # Stage 2 trains every part, PWC-Net included unless frozen, with a fresh optimiser at its rate.
                     stage = config.stage(step)
-                    optimizer = torch.optim.Adam(stage_parameters(model, stage), lr=config.learning_rate(step))
+                    optimizer = optimiser_for(stage, step)
                 lr = config.learning_rate(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr

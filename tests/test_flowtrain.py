@@ -14,7 +14,7 @@ from stvup.errors import UsageError
 from stvup.flowtrain import flow_step, inside_mask
 from stvup.losses import occlusion_mask, photometric_loss, smoothness_loss
 from stvup.model import build_model
-from stvup.training import TrainConfig, train
+from stvup.training import TrainConfig, train, zero_heads
 
 from .test_train import _config, _texture_clip
 
@@ -167,6 +167,38 @@ def test_flow_reset_starts_pwcnet_afresh(tmp_path):
     assert torch.equal(state["decoder.rconv1.weight"], trained.state_dict()["decoder.rconv1.weight"])
     assert not state["pwcnet.dc_conv7.weight"].any()  # flow output zero: frame blending until stage 0 trains it
     assert not torch.equal(state["pwcnet.conv1a.0.weight"], trained.state_dict()["pwcnet.conv1a.0.weight"])
+
+
+def test_freeze_flow_keeps_pwcnet_through_stage_2_and_trains_the_rest(tmp_path):
+    trained = build_model("stvun-tiny")
+    init = tmp_path / "init.pt"
+    torch.save(trained.state_dict(), init)
+    start = trained.state_dict()
+    ends = {}
+    for frozen in (True, False):
+        cfg = _config(tmp_path / str(frozen), init=str(init), pretrain_steps=0, steps=3, freeze_flow=frozen)
+        ends[frozen] = torch.load(train(cfg, clips=[_texture_clip()]).last_checkpoint, weights_only=False)["model"]
+    pwc = [k for k in start if k.startswith("pwcnet.")]
+    rest = [k for k in start if not k.startswith("pwcnet.") and start[k].is_floating_point()]
+    assert pwc and all(torch.equal(ends[True][k], start[k]) for k in pwc)
+    assert any(not torch.equal(ends[False][k], start[k]) for k in pwc)  # the same run without the flag moves it
+    assert any(not torch.equal(ends[True][k], start[k]) for k in rest)
+    with pytest.raises(UsageError, match="PWC-Net"):
+        TrainConfig(data=[], method="two-stream", freeze_flow=True)
+
+
+def test_freeze_flow_after_stage_0_keeps_what_stage_0_learned(tmp_path):
+    cfg = _config(tmp_path, flow_steps=2, flow_patch=16, pretrain_steps=1, steps=3, freeze_flow=True,
+                  checkpoint_every=2)  # fmt: skip
+    result = train(cfg, clips=[_texture_clip()])
+    after0 = torch.load(tmp_path / "run" / "checkpoints" / "step_0000002.pt", weights_only=False)["model"]
+    end = torch.load(result.last_checkpoint, weights_only=False)["model"]
+    start = build_model("stvun-tiny")
+    zero_heads(start)
+    pwc = [k for k in after0 if k.startswith("pwcnet.")]
+    assert any(not torch.equal(after0[k], start.state_dict()[k]) for k in pwc if "predict_flow" in k or "dc_conv7" in k)
+    assert all(torch.equal(end[k], after0[k]) for k in pwc)
+    assert any(not torch.equal(end[k], after0[k]) for k in after0 if k.startswith("decoder."))
 
 
 def test_flow_steps_are_refused_for_the_two_stream_network():

@@ -172,3 +172,12 @@ def test_gpu_recipe_dry_run(tmp_path, footage):
 def test_chunk_errors_are_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["kit", "chunk", "--kit", str(tmp_path), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and res.output.startswith("error: ") and res.output.count("\n") == 1
+
+
+def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
+    from stvup.kit.cli import DEFAULT_SETTINGS
+    from stvup.runs import TrainConfig
+
+    cfg = TrainConfig(data=[], **DEFAULT_SETTINGS)
+    assert cfg.freeze_flow and not cfg.flow_reset and cfg.flow_steps == 0
+    assert (Path(__file__).resolve().parents[1] / cfg.init).is_file()  # the kit carries the shipped weights

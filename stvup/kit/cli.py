@@ -11,21 +11,26 @@ from pathlib import Path
 
 import click
 
-#: Run settings that ``stvup kit pack`` records unless told otherwise: stvun-small from the shipped weights, flow
-#: pre-training first, then stage 2 with the paper's batch size and patches that a GPU affords.
+#: Run settings that ``stvup kit pack`` records unless told otherwise: stvun-small from the shipped weights, stage 2
+#: with the paper's batch size and patches that a GPU affords, PWC-Net kept as shipped. On CPU, stage 2 on crops that
+#: fill PWC-Net's input pulled the flow away from whole frames within 200 steps (Vid4 new frames −0.24 dB at 64-pixel
+#: patches), and freezing it kept all but 0.05 dB (README, "Flow resolution, measured on CPU"); a session's minutes
+#: of GPU time could not relearn a reset flow. ``--set flow_reset=true --set flow_steps=2000 --set freeze_flow=false``
+#: gives the paper's way (a fresh flow, pre-trained, then trained jointly).
 DEFAULT_SETTINGS = {
     "model": "stvun-small",
     "init": "weights/default.safetensors",
-    "flow_reset": True,
-    "flow_steps": 2000,
+    "flow_reset": False,
+    "flow_steps": 0,
     "flow_patch": 96,
     "flow_lr": 3e-4,
+    "freeze_flow": True,
     "pretrain_steps": 0,
     "steps": 30000,
     "batch_size": 32,
     "patch": 32,
     "patch2": 64,
-    "lr2": 1e-4,
+    "lr2": 5e-5,
     "lr_halve_every": 10000,
     "checkpoint_every": 500,
     "log_every": 50,

@@ -212,7 +212,7 @@ def train(
         return sources[pick].batch(step, unlabeled_batch).lr.to(device)
 
     def optimiser_for(stage: int, step: int) -> torch.optim.Adam:
-        frozen = config.freeze_flow and stage == 2 and not two
+        frozen = config.freeze_flow and stage == 2  # TrainConfig refuses freeze_flow for two-stream runs
         if not two:
             # A frozen PWC-Net needs no gradient at all, so its backward pass is skipped, not just its update.
             model.pwcnet.requires_grad_(not frozen)

@@ -95,13 +95,18 @@ def info(input_path: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("src", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(dir_okay=False, writable=True, path_type=Path))
-@click.option("--model", "model_name", default="stvun", help="Model variant the checkpoint belongs to.")
-@click.option("--dtype", type=click.Choice(list(PRECISIONS)), default="fp32", help="Precision of the stored tensors.")
+@click.option("--model", "model_name", default="stvun", show_default=True, help="Model variant the checkpoint is of.")
+@click.option(
+    "--dtype", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True, help="Stored precision."
+)
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
-def convert(src: Path, dst: Path, model_name: str, dtype: str, overwrite: bool) -> None:
-    """Convert a checkpoint (e.g. the authors' STVUN.pth) to .safetensors, after checking it key for key."""
+def convert(src: tuple[Path, ...], dst: Path, model_name: str, dtype: str, overwrite: bool) -> None:
+    """Convert a checkpoint (e.g. the authors' STVUN.pth) to .safetensors, after checking it key for key.
+
+    Several SRC files (checkpoints of one training run, e.g. its last few) are averaged into one set of weights.
+    """
     import torch
 
     from .errors import OutputError

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -184,23 +184,33 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def convert_checkpoint(
-    src: str | os.PathLike,
+    src: str | os.PathLike | Sequence[str | os.PathLike],
     dst: str | os.PathLike,
     model_name: str = "stvun",
     dtype: torch.dtype | None = None,
 ) -> str:
     """Converts a checkpoint (e.g. the authors' ``STVUN.pth``) to ``.safetensors``; returns the output's SHA-256.
 
-    The state dict is first loaded strictly into ``model_name`` so that a wrong or incomplete file is never
-    converted. ``dtype`` (e.g. ``torch.float16``) casts floating-point tensors.
+    Several checkpoints (of one run) are averaged into one set of weights (:mod:`stvup.averaging`). The state dict
+    is first loaded strictly into ``model_name`` so that a wrong or incomplete file is never converted. ``dtype``
+    (e.g. ``torch.float16``) casts floating-point tensors.
     """
+    from .averaging import average_state_dicts
     from .model import build_model  # local: building a model is only needed here
 
-    state = load_checkpoint(src)
+    sources = [src] if isinstance(src, (str, os.PathLike)) else list(src)
     model = build_model(model_name)
-    check_state_dict(model, state, os.fspath(src))
+
+    def checked(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+        state = load_checkpoint(path)
+        check_state_dict(model, state, os.fspath(path))
+        return state
+
+    state = checked(sources[0]) if len(sources) == 1 else average_state_dicts(sources, checked)
     out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in state.items()}
-    meta = {"format": "pt", "stvup_model": model_name, "source": Path(src).name}
+    meta = {"format": "pt", "stvup_model": model_name, "source": ", ".join(Path(s).name for s in sources)}
+    if len(sources) > 1:
+        meta["averaged"] = str(len(sources))
     save_safetensors(out, dst, meta)
     return sha256_file(dst)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from stvup.averaging import average_state_dicts
 from stvup.cli import cli
 from stvup.errors import CheckpointError
 from stvup.model import build_model
@@ -143,6 +144,47 @@ def test_convert_command(tmp_path, state):
     res = runner.invoke(cli, ["convert", str(src), str(tmp_path / "x.safetensors"), "--model", "stvun"])
     assert res.exit_code == 1 and "does not match the model" in res.output
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_convert_averages_checkpoints_of_one_run(tmp_path, state):
+    # Three training checkpoints (wrapped as `stvup train` writes them) become their element-wise mean.
+    states = [state, seeded_state(build_model("stvun-tiny"), seed=1), seeded_state(build_model("stvun-tiny"), seed=2)]
+    paths = []
+    for i, s in enumerate(states):
+        paths.append(tmp_path / f"step_{i}.pt")
+        torch.save({"model": s, "optimizer": {"state": {}}, "step": i}, paths[-1])
+    dst = tmp_path / "avg.safetensors"
+    res = CliRunner().invoke(cli, ["convert", *map(str, paths), str(dst), "--model", "stvun-tiny"])
+    assert res.exit_code == 0, res.output
+    tensors, meta = read_safetensors(dst)
+    assert meta["averaged"] == "3" and meta["source"] == "step_0.pt, step_1.pt, step_2.pt"
+    for k, v in tensors.items():
+        mean = sum(s[k].double() for s in states) / 3
+        torch.testing.assert_close(v.double(), mean, rtol=0, atol=1e-6)
+        assert v.dtype == state[k].dtype
+    # A checkpoint of another model among them: one line naming that file, nothing written.
+    other = tmp_path / "other.safetensors"
+    save_safetensors(seeded_state(build_model("stvun-small")), other)
+    res = CliRunner().invoke(
+        cli, ["convert", str(paths[0]), str(other), str(tmp_path / "x.safetensors"), "--model", "stvun-tiny"]
+    )
+    assert res.exit_code == 1 and "other.safetensors" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_averaging_refuses_what_has_no_mean():
+    a = {"w": torch.ones(2), "n": torch.tensor(3)}
+    files = {"a": a, "b": {"w": torch.zeros(2), "n": torch.tensor(3)}, "c": {"w": torch.zeros(2), "n": torch.tensor(4)}}
+    mean = average_state_dicts(["a", "b"], files.__getitem__)
+    assert torch.equal(mean["w"], torch.full((2,), 0.5)) and int(mean["n"]) == 3
+    with pytest.raises(CheckpointError, match=r"^c: n is not floating point and differs from a"):
+        average_state_dicts(["a", "c"], files.__getitem__)
+    files["d"] = {"w": torch.zeros(3), "n": torch.tensor(3)}
+    with pytest.raises(CheckpointError, match=r"^d: w is torch.float32 \(3,\)"):
+        average_state_dicts(["a", "d"], files.__getitem__)
+    files["e"] = {"w": torch.zeros(2)}
+    with pytest.raises(CheckpointError, match=r"^e: keys differ from a \(n\)"):
+        average_state_dicts(["a", "e"], files.__getitem__)
 
 
 def _raw_safetensors(header: dict | bytes, body: bytes, length: int | None = None) -> bytes:

@@ -199,6 +199,8 @@ def convert_checkpoint(
     from .model import build_model  # local: building a model is only needed here
 
     sources = [src] if isinstance(src, (str, os.PathLike)) else list(src)
+    if not sources:
+        raise ValueError("convert_checkpoint needs at least one checkpoint")
     model = build_model(model_name)
 
     def checked(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -69,6 +69,7 @@ def benchmark(
     baseline: bool = True,
     compile: str = "off",
     memory_format: str = "auto",
+    ensemble: int = 1,
     warmup: bool | None = None,
 ) -> dict[str, object]:
     """Runs the benchmark and returns its report (seconds per output frame per stage, fps, settings).
@@ -92,7 +93,7 @@ def benchmark(
             weights_path = shipped
     if weights_path is not None:
         upscaler = load_upscaler(weights_path, model=model, device=device, precision=precision, tile=tile,
-                                 compile=compile, memory_format=memory_format)  # fmt: skip
+                                 compile=compile, memory_format=memory_format, ensemble=ensemble)  # fmt: skip
         weights_label = str(weights_path)
     else:
         torch.manual_seed(0)
@@ -101,7 +102,7 @@ def benchmark(
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from None
         upscaler = Upscaler(net, device=device, precision=precision, tile=tile, compile=compile,
-                            memory_format=memory_format)  # fmt: skip
+                            memory_format=memory_format, ensemble=ensemble)  # fmt: skip
         weights_label = f"random (speed only: {why_random})"
     s = upscaler.space
     out_w, out_h = size
@@ -142,6 +143,7 @@ def benchmark(
             "tile": upscaler.tile,
             "memory_format": upscaler.memory_format_name,
             "compile": upscaler.compile,
+            "ensemble": len(upscaler.ensemble),
             "warmup_s": warmup_s,
             "stages_s_per_frame": {
                 "decode": times.busy["decode"] / n_out,

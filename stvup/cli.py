@@ -191,12 +191,14 @@ def batch(in_dir: Path, out_dir: Path, quiet: bool, as_json: bool, **options) ->
     help="PNG to write. Default: INPUT_preview.png beside INPUT.",
 )
 @click.option("--crop", default=None, metavar="WxH+X+Y", help="Show only this region (output pixels), at full size.")
-@video_options(only=("space", "model", "weights", "device", "precision", "tile", "input-fps", "overwrite", "json"))
+@video_options(only=("space", "model", "weights", "device", "precision", "tile", "ensemble", "input-fps", "overwrite",
+                     "json"))  # fmt: skip
 def preview(input_path: Path, as_json: bool, **options) -> None:
     """Write one picture: bicubic next to stvup at output size, for a kept and a new frame at --at; in seconds."""
     from .comparison import preview as run
 
     options["space"] = int(options["space"]) if options["space"] else None
+    options["ensemble"] = int(options["ensemble"])
     result = run(input_path, **options)
     if as_json:
         click.echo(json.dumps({"output": result.output, "size": list(result.size), "panel": list(result.panel),
@@ -223,7 +225,7 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
     "--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", help="Arithmetic precision (as upscale)."
 )
 @click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
-@video_options(only=("compile",))
+@video_options(only=("compile", "ensemble"))
 @click.option(
     "--memory-format",
     type=click.Choice(["auto", "channels-last", "contiguous"]),
@@ -233,14 +235,15 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
 )
 @click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def bench(size, frames, time_, model_name, weights, device, precision, tile, compile, memory_format, no_baseline,
-          as_json) -> None:  # fmt: skip
+def bench(size, frames, time_, model_name, weights, device, precision, tile, compile, ensemble, memory_format,
+          no_baseline, as_json) -> None:  # fmt: skip
     """Measure wall seconds per output frame (total) and each stage's busy time, and the FFmpeg baseline's."""
     from .bench import benchmark, parse_size
 
     report = benchmark(
         size=parse_size(size), frames=frames, time_factor=time_, weights=weights, model=model_name, device=device,
         precision=precision, tile=tile, baseline=not no_baseline, compile=compile, memory_format=memory_format,
+        ensemble=int(ensemble),
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -251,7 +254,8 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, com
     console = Console()
     console.print(
         f"{report['model']} on {report['device']} ({report['precision']}, {report['threads']} threads, "
-        f"{report['memory_format']}, compile {report['compile']}); weights: {report['weights']}"
+        f"{report['memory_format']}, compile {report['compile']}, ensemble {report['ensemble']}); "
+        f"weights: {report['weights']}"
     )
     if report["warmup_s"] is not None:
         console.print(f"warm-up (left out of the timing): {report['warmup_s']:.1f} s")

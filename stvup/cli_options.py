@@ -82,6 +82,14 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             help="Compile the network with torch.compile first: minutes before the first frame (a C compiler is "
             "needed on a CPU), then about 1.4-1.5x faster frames on a CPU. For long videos of one size.",
         ),
+        "ensemble": click.option(
+            "--ensemble",
+            type=click.Choice(["1", "2", "4", "8"]),
+            default="1",
+            show_default=True,
+            help="Self-ensemble: average the network over N flipped and transposed copies of each window. Sharper "
+            "(Vid4: see README Quality), N times slower.",
+        ),
         "codec": click.option(
             "--codec",
             default=None,
@@ -151,6 +159,7 @@ def api_options(options: dict) -> dict:
     """The shared video options as keyword arguments of :func:`stvup.upscale` / :func:`stvup.batch`."""
     options = dict(options)
     options["space"] = int(options["space"]) if options["space"] else None
+    options["ensemble"] = int(options["ensemble"])
     if options.pop("no_scene_detect"):
         options["scene_threshold"] = None
     options["resume"] = not options.pop("no_resume")

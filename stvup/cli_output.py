@@ -63,7 +63,8 @@ def result_dict(r) -> dict:
         "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
         "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
         "skipped_streams": r.skipped_streams, "problems": r.problems, "device": r.device, "precision": r.precision,
-        "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts], "concealed_frames": r.concealed_frames,
+        "ensemble": r.ensemble, "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts],
+        "concealed_frames": r.concealed_frames,
         "resumed_frames": r.resumed_frames, "notes": r.notes, "sample_aspect_ratio": ratio_text(r.sample_aspect_ratio),
         "display_aspect_ratio": dar,
     }  # fmt: skip

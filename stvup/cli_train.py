@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from .cli_options import PRECISIONS
+from .cli_options import PRECISIONS, video_options
 from .cli_output import progress_bar
 
 __all__ = ["evaluate_cmd", "train"]
@@ -313,6 +313,7 @@ def train(
     help="Arithmetic precision (fp32 by default, so that scores compare across machines).",
 )
 @click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
+@video_options(only=("ensemble",))
 @click.option(
     "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."
 )
@@ -321,7 +322,7 @@ def train(
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def evaluate_cmd(
-    clips, weights, model_name, methods, crop, max_frames, device, precision, tile, md_path, json_path, quiet
+    clips, weights, model_name, methods, crop, max_frames, device, precision, tile, ensemble, md_path, json_path, quiet
 ) -> None:
     """Score stvup and the baselines on HR CLIPS with the paper's protocol (×4 space from even frames, ×2 time).
 
@@ -337,7 +338,8 @@ def evaluate_cmd(
     if chosen is None or MODEL_METHODS & set(chosen):
         from .loader import load_upscaler
 
-        upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile)
+        upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile,
+                                 ensemble=int(ensemble))  # fmt: skip
         scale = upscaler.model.scale
 
     def progress(p) -> None:

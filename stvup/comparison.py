@@ -160,9 +160,11 @@ def preview(
     space: int | None = None,
     tile: int | str | None = "auto",
     input_fps: str | float | Fraction = 25,
+    ensemble: int = 1,
 ) -> PreviewResult:
     """Writes ``output`` (default ``<input>_preview.png``): bicubic | stvup for the kept frame at ``at`` (seconds or
-    HH:MM:SS.ms) and for the new frame halfway to the next input frame, at output size or cropped to ``crop``."""
+    HH:MM:SS.ms) and for the new frame halfway to the next input frame, at output size or cropped to ``crop``.
+    ``ensemble``: as :func:`stvup.upscale`."""
     from .loader import load_upscaler
     from .shots import DEFAULT_THRESHOLD
     from .timing import parse_rate
@@ -185,7 +187,8 @@ def preview(
     span = Span(start, 1 / info.rate)
     span.check(info, "--at")
     if upscaler is None:
-        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile)
+        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
+                                 ensemble=ensemble)  # fmt: skip
     s = upscaler.space
     size = (info.height * s, info.width * s)
     if window is not None:

@@ -61,6 +61,7 @@ def batch_on_ray(
     stream: str = "ts",
     time_mode: str = "recursive",
     compile: str = "off",
+    ensemble: int = 1,
     workers: int | None = None,
     retries: int = 2,
     time: str | float | Fraction | None = None,
@@ -112,7 +113,7 @@ def batch_on_ray(
     gpus = int(ray.cluster_resources().get("GPU", 0))
     count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
     options = {"device": "cuda" if gpus else device, "precision": precision, "space": space, "tile": tile,
-               "stream": stream, "time_mode": time_mode, "compile": compile}  # fmt: skip
+               "stream": stream, "time_mode": time_mode, "compile": compile, "ensemble": ensemble}  # fmt: skip
     Actor = actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.

@@ -115,6 +115,8 @@ class EvalReport:
             f"PSNR (dB) / SSIM, borders of {self.protocol.get('crop')} px cropped; ×{self.protocol.get('scale')} "
             f"space, ×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5)."
         )
+        if (self.protocol.get("ensemble") or 1) > 1:
+            note += f" The model's passes averaged over {self.protocol['ensemble']} mirrored copies (--ensemble)."
         return note + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -223,6 +225,7 @@ def evaluate(
     report = EvalReport(list(methods), names, {m: {} for m in methods}, protocol={
         "scale": scale, "time": 2, "crop": crop, "degradation": "gaussian 13x13 sigma=0.4*scale, subsample (DUF)",
         "input": "even frames", "y": "BT.601 studio range", "max_frames": max_frames,
+        "ensemble": len(upscaler.ensemble) if upscaler is not None else None,
     })  # fmt: skip
     for ci, (path, name) in enumerate(zip(clips, names)):
         hr = read_clip(path, max_frames)

@@ -127,6 +127,7 @@ def batch(
     stream: str = "ts",
     time_mode: str = "recursive",
     compile: str = "off",
+    ensemble: int = 1,
     ray: str | None = None,
     **options: object,
 ) -> BatchResult:
@@ -144,7 +145,7 @@ def batch(
         return batch_on_ray(in_dir, out_dir, address=ray, overwrite=overwrite, on_start=on_start, on_done=on_done,
                             progress=progress, weights=weights, model=model, device=device, precision=precision,
                             space=space, tile=tile, stream=stream, time_mode=time_mode, compile=compile,
-                            **options)  # fmt: skip
+                            ensemble=ensemble, **options)  # fmt: skip
     inputs = find_inputs(in_dir)
     # Bad options would fail every input: check them once, before any work.
     check_options(options.get("time"), options.get("fps"), options.get("scene_threshold", DEFAULT_THRESHOLD))
@@ -154,7 +155,7 @@ def batch(
     except OSError as exc:
         raise OutputError(out_root, f"cannot create folder ({exc.strerror})") from None
     upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
-                             stream=stream, time_mode=time_mode, compile=compile)  # fmt: skip
+                             stream=stream, time_mode=time_mode, compile=compile, ensemble=ensemble)  # fmt: skip
     result = BatchResult()
     for src, dst in pending(inputs, out_root, overwrite, result, on_start, on_done):
         try:

@@ -60,6 +60,7 @@ class UpscaleResult:
     skipped: bool = False  # batch: output already complete, nothing done
     device: str = ""
     precision: str = ""  # the arithmetic actually used ("auto" resolved)
+    ensemble: int = 1  # copies of each window averaged (stvup.ensemble)
     cuts: list[tuple[int, float]] = field(default_factory=list)  # (input frame, output seconds) where a shot begins
     concealed_frames: int = 0  # frames the decoder flagged as damaged and patched up (error concealment)
     resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.resume)
@@ -105,6 +106,7 @@ def upscale(
     deinterlace: str = "auto",
     deinterlace_rate: str = "frame",
     compile: str = "off",
+    ensemble: int = 1,
 ) -> UpscaleResult:
     """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
     ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
@@ -126,7 +128,8 @@ def upscale(
     (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and ``deinterlace_rate`` (frame, field): interlaced
     input is found and deinterlaced with bwdif first (:mod:`stvup.video.filters`). ``compile`` (off, default,
     max-autotune) compiles the network first (:mod:`stvup.acceleration`): minutes before the first frame, then
-    faster frames; for long videos.
+    faster frames; for long videos. ``ensemble`` (1, 2, 4, 8) averages the network over that many flipped and
+    transposed copies of each window (:mod:`stvup.ensemble`): sharper, that many times slower.
     """
     started = _time.perf_counter()
     in_path = os.fspath(input)
@@ -137,7 +140,9 @@ def upscale(
         _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
     if upscaler is None:
         upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
-                                 stream=stream, time_mode=time_mode, compile=compile)  # fmt: skip
+                                 stream=stream, time_mode=time_mode, compile=compile, ensemble=ensemble)  # fmt: skip
+    elif ensemble != 1 and ensemble != len(upscaler.ensemble):
+        raise UsageError(f"--ensemble {ensemble} differs from the loaded upscaler's {len(upscaler.ensemble)}")
     elif space is not None and space != upscaler.space:
         raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
     s = upscaler.space
@@ -232,6 +237,7 @@ def upscale(
         notes=list(getattr(writer, "notes", [])),
         device=str(upscaler.device),
         precision=upscaler.precision,
+        ensemble=len(upscaler.ensemble),
         cuts=cuts,
         concealed_frames=concealed,
         resumed_frames=resumed,

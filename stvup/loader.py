@@ -28,13 +28,15 @@ def load_upscaler(
     time_mode: str = "recursive",
     compile: str = "off",
     memory_format: str = "auto",
+    ensemble: int = 1,
 ) -> Upscaler:
     """Builds the model for ``weights`` (default: the shipped weights), loads them strictly and wraps them.
 
     ``model`` names the variant when it cannot be read from the file; ``"two-stream"`` asks for a two-stream
     checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
     new frames (:class:`~stvup.pipeline.Upscaler`); ``compile`` and ``memory_format`` only change speed
-    (:mod:`stvup.acceleration`). There is no random-weight fallback: with no weights and no
+    (:mod:`stvup.acceleration`); ``ensemble`` (1, 2, 4, 8) averages that many mirrored runs (:mod:`stvup.ensemble`).
+    There is no random-weight fallback: with no weights and no
     shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
     """
     if weights is None:
@@ -54,4 +56,4 @@ def load_upscaler(
         raise UsageError(str(exc.args[0])) from None
     load_weights(net, state)
     return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode,
-                    compile=compile, memory_format=memory_format)  # fmt: skip
+                    compile=compile, memory_format=memory_format, ensemble=ensemble)  # fmt: skip

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .acceleration import MEMORY_FORMATS, accelerate
+from .ensemble import ensemble_transforms
 from .errors import InputError, UsageError
 from .hardware import PRECISIONS, resolve_device, resolve_precision
 from .model import STVUN, TwoStream
@@ -74,7 +75,9 @@ class Upscaler:
     (``ts`` or ``st``) and ``time_mode`` (``recursive`` or ``direct``) choose how a two-stream network makes new
     frames (see :mod:`stvup.model.twostream`); STVUN ignores them. ``time_batch``: at most this many new frames of
     a window go through STVUN's decoder as one batch (1: one at a time, the least memory). ``memory_format`` and
-    ``compile`` only change speed (:mod:`stvup.acceleration`).
+    ``compile`` only change speed (:mod:`stvup.acceleration`). ``ensemble`` (1, 2, 4 or 8): the geometric
+    self-ensemble, each window run on that many flipped or transposed copies and the outputs averaged
+    (:mod:`stvup.ensemble`): sharper, at that many times the cost.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Upscaler:
         time_batch: int = 8,
         memory_format: str = "auto",
         compile: str = "off",
+        ensemble: int = 1,
     ) -> None:
         if stream not in STREAMS:
             raise UsageError(f"unknown stream {stream!r}; use {' or '.join(STREAMS)}")
@@ -99,6 +103,7 @@ class Upscaler:
         if time_batch < 1:
             raise UsageError(f"time batch must be at least 1, got {time_batch}")
         self.stream_name, self.time_mode, self.time_batch = stream, time_mode, time_batch
+        self.ensemble = ensemble_transforms(ensemble)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.dtype = PRECISIONS[self.precision]
@@ -127,11 +132,18 @@ class Upscaler:
         (:func:`stvup.tiling.choose_tile`); returns the tile in use (None: whole frames)."""
         if self.auto_tile and self._planned != (height, width):
             name = getattr(getattr(self.model, "config", None), "name", "two-stream")
-            budget = memory_budget(self.device)
+            # The ensemble's mirrored copies keep their own features for every frame of the window, whatever the tile.
+            budget = memory_budget(self.device) - (len(self.ensemble) - 1) * self._cached_bytes(height, width)
             self.tile = choose_tile(height, width, name, self.precision, budget, self.model.scale,
                                     self.model.size_multiple)  # fmt: skip
             self._planned = (height, width)
         return self.tile
+
+    def _cached_bytes(self, height: int, width: int) -> int:
+        """Bytes the feature cache holds for one copy of a window (8 frames): encoder features, or f_S outputs."""
+        config = getattr(self.model, "config", None)
+        per_pixel = config.channels * config.blocks if config is not None else 3 * self.model.scale**2
+        return 8 * per_pixel * height * width * self.dtype.itemsize
 
     def fingerprint(self) -> str:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
@@ -147,6 +159,8 @@ class Upscaler:
             self._weights_digest = weights.hexdigest()
         settings = (type(self.model).__name__, self.device.type, self.precision, self.space, self.tile,
                     self.overlap, self.stream_name, self.time_mode)  # fmt: skip
+        if len(self.ensemble) > 1:  # an ensemble-free run keeps the fingerprint that earlier runs' journals hold
+            settings += (len(self.ensemble),)
         return hashlib.sha256(f"{settings!r}{self._weights_digest}".encode()).hexdigest()
 
     # -- tensors ---------------------------------------------------------------------------------------------------
@@ -225,10 +239,7 @@ class Upscaler:
         weight = None if single else torch.zeros(1, 1, hh * s, ww * s, device=self.device)
         for k, (y0, y1, x0, x1) in enumerate(tiles):
             crops = [f[:, :, y0:y1, x0:x1] for f in frames]
-            if isinstance(self.model, TwoStream):
-                results = self._two_stream(crops[HALF], crops[HALF + 1], ids[HALF : HALF + 2], k, cache, times)
-            else:
-                results = self._stvun(crops, ids, k, cache, times)
+            results = self._ensemble(crops, ids, k, cache, times)
             if single:
                 outs = [r.float() for r in results]
                 continue
@@ -242,8 +253,28 @@ class Upscaler:
                 o[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += r.float() * wt
         return outs if single else [o / weight for o in outs]
 
-    def _stvun(
+    def _ensemble(
         self, crops: list[torch.Tensor], ids: list[int], k: int, cache: dict, times: list[float]
+    ) -> list[torch.Tensor]:
+        """One tile's outputs, averaged over the self-ensemble's transforms (each with its own feature cache)."""
+        total: list[torch.Tensor] = []
+        pad, scale = self.model.size_multiple, self.model.scale
+        for g, transform in enumerate(self.ensemble):
+            moved = [transform.forward(c, pad) for c in crops]
+            key = k if g == 0 else (k, g)  # the identity keeps the plain run's cache keys
+            if isinstance(self.model, TwoStream):
+                results = self._two_stream(moved[HALF], moved[HALF + 1], ids[HALF : HALF + 2], key, cache, times)
+            else:
+                results = self._stvun(moved, ids, key, cache, times)
+            results = [transform.inverse(r, pad, scale) for r in results]
+            if len(self.ensemble) == 1:
+                return results
+            # Sums in fp32: eight bf16 outputs summed in bf16 would round away what averaging gains.
+            total = [r.float() for r in results] if g == 0 else [t + r.float() for t, r in zip(total, results)]
+        return [t / len(self.ensemble) for t in total]
+
+    def _stvun(
+        self, crops: list[torch.Tensor], ids: list[int], k: object, cache: dict, times: list[float]
     ) -> list[torch.Tensor]:
         """STVUN on one tile of a window: encoder features cached per (frame, tile), the centre, then each T_in."""
         feats = []
@@ -258,15 +289,15 @@ class Upscaler:
         if between:
             flows = self.model.estimate_flows(x3, x4)
             # The window's new frames go through the decoder together, ``time_batch`` at a time (memory bound).
-            for k in range(0, len(between), self.time_batch):
-                part = between[k : k + self.time_batch]
+            for j in range(0, len(between), self.time_batch):
+                part = between[j : j + self.time_batch]
                 y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, part)
                 made.extend(y.split(x3.shape[0]))
         it = iter(made)
         return [centre if t == 0 else next(it) for t in times]
 
     def _two_stream(
-        self, x3: torch.Tensor, x4: torch.Tensor, ids: list[int], k: int, cache: dict, times: list[float]
+        self, x3: torch.Tensor, x4: torch.Tensor, ids: list[int], k: object, cache: dict, times: list[float]
     ) -> list[torch.Tensor]:
         """A two-stream network on one tile of a window: f_S of each input cached per (frame, tile)."""
 

@@ -198,7 +198,6 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
     from .comparison import preview as run
 
     options["space"] = int(options["space"]) if options["space"] else None
-    options["ensemble"] = int(options["ensemble"])
     result = run(input_path, **options)
     if as_json:
         click.echo(json.dumps({"output": result.output, "size": list(result.size), "panel": list(result.panel),
@@ -243,7 +242,7 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, com
     report = benchmark(
         size=parse_size(size), frames=frames, time_factor=time_, weights=weights, model=model_name, device=device,
         precision=precision, tile=tile, baseline=not no_baseline, compile=compile, memory_format=memory_format,
-        ensemble=int(ensemble),
+        ensemble=ensemble,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -87,6 +87,7 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             type=click.Choice(["1", "2", "4", "8"]),
             default="1",
             show_default=True,
+            callback=lambda ctx, param, value: int(value),  # every command gets the count as a number
             help="Self-ensemble: average the network over N flipped and transposed copies of each window. Sharper "
             "(Vid4: see README Quality), N times slower.",
         ),
@@ -159,7 +160,6 @@ def api_options(options: dict) -> dict:
     """The shared video options as keyword arguments of :func:`stvup.upscale` / :func:`stvup.batch`."""
     options = dict(options)
     options["space"] = int(options["space"]) if options["space"] else None
-    options["ensemble"] = int(options["ensemble"])
     if options.pop("no_scene_detect"):
         options["scene_threshold"] = None
     options["resume"] = not options.pop("no_resume")

@@ -339,7 +339,7 @@ def evaluate_cmd(
         from .loader import load_upscaler
 
         upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile,
-                                 ensemble=int(ensemble))  # fmt: skip
+                                 ensemble=ensemble)  # fmt: skip
         scale = upscaler.model.scale
 
     def progress(p) -> None:

@@ -305,6 +305,15 @@ def train(
 )
 @click.option("--crop", type=click.IntRange(min=0), default=None, help="Border pixels left out. Default: the scale.")
 @click.option("--max-frames", type=click.IntRange(min=3), default=None, help="Use at most this many frames per clip.")
+@click.option(
+    "--time",
+    "time_factor",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Frame-rate factor N: every N-th frame is input and the N-1 between are new (T_in = j/N), scored together "
+    "and per time. 2 is the paper's protocol.",
+)
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--precision",
@@ -322,12 +331,13 @@ def train(
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def evaluate_cmd(
-    clips, weights, model_name, methods, crop, max_frames, device, precision, tile, ensemble, md_path, json_path, quiet
-) -> None:
+    clips, weights, model_name, methods, crop, max_frames, time_factor, device, precision, tile, ensemble, md_path,
+    json_path, quiet,
+) -> None:  # fmt: skip
     """Score stvup and the baselines on HR CLIPS with the paper's protocol (×4 space from even frames, ×2 time).
 
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
-    RGB for kept (even) and new (odd) frames, mean and per clip.
+    RGB for kept (even) and new (odd) frames, mean and per clip. --time N scores ×N time instead.
     """
     from .evaluation import MODEL_METHODS, evaluate, find_clips, prepare_report, write_report
 
@@ -353,6 +363,7 @@ def evaluate_cmd(
         scale=scale,
         crop=crop,
         max_frames=max_frames,
+        time=time_factor,
         on_progress=progress,
     )
     write_report(report, md_path, json_path)

@@ -3,6 +3,9 @@
 For every clip the even-numbered frames are degraded (the paper's Gaussian ×scale, :func:`duf_downsample`, rounded
 to 8 bits) and fed in; the ×2-time output is compared with every ground-truth frame from the first to the last
 input: the even ("kept") frames score the spatial path, the odd ("new") frames the space-time path (T_in = 0.5).
+``time = N`` generalises it to ×N time: every N-th frame is input, and the N − 1 frames between two inputs are new
+(T_in = j/N), scored together and per time (parts ``t=j/N``), since a network trained at T_in = 1/2 may do well
+there and badly at 1/4.
 PSNR and SSIM are measured on RGB and on Y (:mod:`stvup.metrics`), with ``crop`` border pixels left out, per frame,
 then averaged per clip, and the clip means averaged into the table's mean.
 
@@ -83,8 +86,13 @@ class EvalReport:
         values = [self.scores[method][c][part][metric] for c in self.clips if c in self.scores.get(method, {})]
         return float(np.mean(values)) if values else float("nan")
 
+    def parts(self) -> list[str]:
+        """kept, new, all, and at ×N time (N > 2) each ``t=j/N``."""
+        time = int(self.protocol.get("time") or 2)
+        return ["kept", "new", "all"] + ([f"t={j}/{time}" for j in range(1, time)] if time > 2 else [])
+
     def to_dict(self) -> dict:
-        means = {m: {p: {k: self.mean(m, p, k) for k in METRICS} for p in ("kept", "new", "all")}
+        means = {m: {p: {k: self.mean(m, p, k) for k in METRICS} for p in self.parts()}
                  for m in self.methods if m in self.scores}  # fmt: skip
         return {"protocol": self.protocol, "methods": self.methods, "clips": self.clips, "mean": means,
                 "per_clip": self.scores, "errors": self.errors}  # fmt: skip
@@ -109,12 +117,22 @@ class EvalReport:
                     continue
                 cells = [f"{s[p]['psnr_y']:.2f} / {s[p]['ssim_y']:.4f}" for p in ("kept", "new", "all")]
                 lines.append(f"| {m} | {c} | " + " | ".join(cells) + " |")
+        time = int(self.protocol.get("time") or 2)
+        phases = self.parts()[3:]
+        if phases:
+            lines += ["", "| method | " + " | ".join(f"{p} Y" for p in phases) + " |", "|---" * (len(phases) + 1) + "|"]
+            for m in self.methods:
+                if m in self.scores:
+                    cells = [f"{self.mean(m, p, 'psnr_y'):.2f} / {self.mean(m, p, 'ssim_y'):.4f}" for p in phases]
+                    lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
         for m, why in self.errors.items():
             lines.append(f"\n{m} failed: {why}")
-        note = (
-            f"PSNR (dB) / SSIM, borders of {self.protocol.get('crop')} px cropped; ×{self.protocol.get('scale')} "
-            f"space, ×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5)."
-        )
+        if time == 2:
+            frames = "×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5)"
+        else:
+            frames = f"×{time} time; kept = every {time}th frame (inputs), new = the others (T_in = j/{time})"
+        crop, scale = self.protocol.get("crop"), self.protocol.get("scale")
+        note = f"PSNR (dB) / SSIM, borders of {crop} px cropped; ×{scale} space, {frames}."
         if (self.protocol.get("ensemble") or 1) > 1:
             note += f" The model's passes averaged over {self.protocol['ensemble']} mirrored copies (--ensemble)."
         return note + "\n\n" + "\n".join(lines) + "\n"
@@ -173,8 +191,11 @@ def degrade_frames(frames: Sequence[np.ndarray], scale: int) -> list[np.ndarray]
 # -- scoring -------------------------------------------------------------------------------------------------------
 
 
-def score_frames(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int) -> dict[str, dict[str, float]]:
-    """Per-part means of every metric; ``outputs[i]`` is compared with ``truth[i]`` (kept: even i, new: odd i)."""
+def score_frames(
+    outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int, time: int = 2
+) -> dict[str, dict[str, float]]:
+    """Per-part means of every metric; ``outputs[i]`` is compared with ``truth[i]`` (kept: i a multiple of
+    ``time``, new: the others; at ``time`` > 2 also each time ``t=j/time`` on its own)."""
     if len(outputs) < len(truth):
         raise ValueError(f"method produced {len(outputs)} frames, {len(truth)} needed")
     per_frame = []
@@ -183,7 +204,9 @@ def score_frames(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], cro
             "psnr_y": psnr(out, gt, crop, y=True), "ssim_y": ssim(out, gt, crop, y=True),
             "psnr_rgb": psnr(out, gt, crop), "ssim_rgb": ssim(out, gt, crop),
         })  # fmt: skip
-    parts = {"kept": per_frame[0::2], "new": per_frame[1::2], "all": per_frame}
+    parts = {"kept": per_frame[0::time], "new": [f for i, f in enumerate(per_frame) if i % time], "all": per_frame}
+    if time > 2:
+        parts.update({f"t={j}/{time}": per_frame[j::time] for j in range(1, time)})
     return {p: {k: float(np.mean([f[k] for f in fs])) for k in METRICS} for p, fs in parts.items() if fs}
 
 
@@ -195,13 +218,15 @@ def evaluate(
     scale: int = 4,
     crop: int | None = None,
     max_frames: int | None = None,
+    time: int = 2,
     on_progress: Callable[[EvalProgress], None] | None = None,
 ) -> EvalReport:
     """Evaluate ``methods`` on ``clips`` (videos or frame folders of HR ground truth) with the paper's protocol.
 
     ``upscaler`` runs the model methods (``stvup``, ``v-f``, ``f-v``; ``ts``, ``st``, ``avg`` for a two-stream
     model); ``methods`` defaults to :data:`DEFAULT_METHODS`, or :data:`TWO_STREAM_METHODS` for a two-stream model.
-    ``crop`` defaults to ``scale`` pixels. A method that fails (e.g. no FFmpeg binary) is reported in ``errors``
+    ``crop`` defaults to ``scale`` pixels. ``time``: the frame-rate factor (2, the paper's: even frames in, odd
+    frames new; N: every N-th frame in). A method that fails (e.g. no FFmpeg binary) is reported in ``errors``
     and left out, not fatal.
     """
     if methods is None:
@@ -220,38 +245,41 @@ def evaluate(
             raise UsageError(f"method {wrong[0]} needs {kind}; the weights are {'two-stream' if is_two else 'STVUN'}")
     if upscaler is not None and upscaler.model.scale != scale:
         raise UsageError(f"the model is ×{upscaler.model.scale}; evaluate it with scale {upscaler.model.scale}")
+    if isinstance(time, bool) or not isinstance(time, int) or time < 2:
+        raise UsageError(f"time must be an integer of at least 2, got {time!r}")
     crop = scale if crop is None else crop
     names = [_clip_name(Path(c)) for c in clips]
     report = EvalReport(list(methods), names, {m: {} for m in methods}, protocol={
-        "scale": scale, "time": 2, "crop": crop, "degradation": "gaussian 13x13 sigma=0.4*scale, subsample (DUF)",
-        "input": "even frames", "y": "BT.601 studio range", "max_frames": max_frames,
+        "scale": scale, "time": time, "crop": crop, "degradation": "gaussian 13x13 sigma=0.4*scale, subsample (DUF)",
+        "input": "even frames" if time == 2 else f"frames 0, {time}, {2 * time}, …", "y": "BT.601 studio range",
+        "max_frames": max_frames,
         "ensemble": len(upscaler.ensemble) if upscaler is not None else None,
     })  # fmt: skip
     for ci, (path, name) in enumerate(zip(clips, names)):
         hr = read_clip(path, max_frames)
-        if len(hr) < 3:
-            raise InputError(str(path), f"has {len(hr)} frames; the protocol needs at least 3")
+        if len(hr) < time + 1:
+            raise InputError(str(path), f"has {len(hr)} frames; the protocol at ×{time} time needs at least {time + 1}")
         hr = [f[: f.shape[0] - f.shape[0] % scale, : f.shape[1] - f.shape[1] % scale] for f in hr]
-        lr = degrade_frames(hr[0::2], scale)
-        truth = hr[: 2 * len(lr) - 1]
+        lr = degrade_frames(hr[0::time], scale)
+        truth = hr[: time * (len(lr) - 1) + 1]
         for method in methods:
             if method in report.errors or method == "avg":
                 continue
             if on_progress is not None:
                 on_progress(EvalProgress(name, method, ci, len(clips)))
             try:
-                outputs = run_method(method, lr, scale, upscaler)
+                outputs = run_method(method, lr, scale, upscaler, time)
             except UsageError as exc:
                 if method != "ffmpeg":
                     raise
                 report.errors[method] = str(exc)
                 continue
-            report.scores[method][name] = score_frames(outputs, truth, crop)
+            report.scores[method][name] = score_frames(outputs, truth, crop, time)
         if "avg" in methods:
             for method in ("ts", "st"):
                 if name not in report.scores.get(method, {}):
-                    report.scores.setdefault(method, {})[name] = score_frames(run_method(method, lr, scale, upscaler),
-                                                                               truth, crop)  # fmt: skip
+                    outputs = run_method(method, lr, scale, upscaler, time)
+                    report.scores.setdefault(method, {})[name] = score_frames(outputs, truth, crop, time)
             ts, st = report.scores["ts"][name], report.scores["st"][name]
             report.scores["avg"][name] = {p: {k: (ts[p][k] + st[p][k]) / 2 for k in METRICS} for p in ts}
     report.scores = {m: s for m, s in report.scores.items() if s and (m in methods)}

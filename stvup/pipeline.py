@@ -147,10 +147,10 @@ class Upscaler:
 
     def fingerprint(self) -> str:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
-        precision), device kind, scale, tiling and two-stream choices; not the memory format or compiling, which
-        change float rounding at most, like the thread count. A resumed run reuses frames only if it
-        matches (:mod:`stvup.journal`). The weights are hashed once; the settings, which can change (the tile), at
-        each call."""
+        precision), device kind, scale, tiling, how new frames blend (``time_blend``) and two-stream choices; not
+        the memory format or compiling, which change float rounding at most, like the thread count. A resumed run
+        reuses frames only if it matches (:mod:`stvup.journal`). The weights are hashed once; the settings, which
+        can change (the tile), at each call."""
         if getattr(self, "_weights_digest", None) is None:
             weights = hashlib.sha256()
             for key, tensor in self.model.state_dict().items():
@@ -161,6 +161,9 @@ class Upscaler:
                     self.overlap, self.stream_name, self.time_mode)  # fmt: skip
         if len(self.ensemble) > 1:  # an ensemble-free run keeps the fingerprint that earlier runs' journals hold
             settings += (len(self.ensemble),)
+        blend = getattr(getattr(self.model, "config", None), "time_blend", "mean")
+        if blend != "mean":  # journals of runs before the setting existed: their new frames off T_in = 1/2 differ
+            settings += (blend,)
         return hashlib.sha256(f"{settings!r}{self._weights_digest}".encode()).hexdigest()
 
     # -- tensors ---------------------------------------------------------------------------------------------------

@@ -25,8 +25,6 @@ from stvup.losses import (
     total_loss,
 )
 from stvup.model import STVUN
-from stvup.model.pwcnet import backward_warp
-from stvup.model.stvun import intermediate_flows
 from stvup.model.twostream import TwoStream
 
 __all__ = ["stage_parameters", "training_step", "two_stream_step", "zero_heads"]
@@ -95,8 +93,7 @@ def training_step(
                     for f in out.flows)  # fmt: skip
         l_c = out.frames.new_zeros((), dtype=torch.float32)
         for k, t in enumerate(batch.times):
-            ft3, ft4 = intermediate_flows(f34, f43, float(t))
-            interp = (backward_warp(y3, ft3) + backward_warp(y4.float(), ft4)) / 2
+            interp = model.warp_between(y3, y4.float(), (f34, f43), float(t))
             l_c = l_c + l1(out.frames[1 + k], interp)
         loss = loss + lambda_c * l_c
         terms.update(loss=loss, l_c=l_c)

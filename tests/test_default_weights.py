@@ -37,3 +37,28 @@ def test_default_weights_beat_bicubic_on_a_vid4_crop():
     for part in ("kept", "new"):
         assert ours[part]["psnr_y"] > base[part]["psnr_y"] + 1.0, (part, ours[part], base[part])
     assert np.isfinite(ours["all"]["ssim_rgb"])
+
+
+@pytest.mark.skipif(not (DATA / "vid4" / "GT" / "walk").is_dir(), reason="shared data not present")
+def test_default_weights_at_x4_time_weight_new_frames_by_time():
+    # ×4 time on the same crop (frames 0, 4, 8 in): the shipped stvun-small blends its warps by 1 − t and t, which
+    # at T_in = 1/4 and 3/4 must beat both the paper's even mean with the same weights (about 1 dB here) and
+    # grid-aligned bicubic + blending (which the even mean loses to at 1/4).
+    from stvup.model import build_model
+    from stvup.pipeline import Upscaler
+    from stvup.weights import load_checkpoint, load_weights
+
+    frames = [f[200:360, 300:492] for f in read_clip(DATA / "vid4" / "GT" / "walk", max_frames=9)]
+    lr = degrade_frames(frames[0::4], 4)
+    up = load_upscaler(device="cpu")
+    assert up.model.config.time_blend == "linear"
+    ours = score_frames(joint(up, lr, 4), frames, crop=4, time=4)
+    paper = build_model("stvun-small", time_blend="mean")
+    load_weights(paper, load_checkpoint(DEFAULT))
+    even = score_frames(joint(Upscaler(paper, device="cpu"), lr, 4), frames, crop=4, time=4)
+    base = score_frames(bicubic_blend(lr, 4, aligned=True, time=4), frames, crop=4, time=4)
+    for part in ("t=1/4", "t=3/4"):
+        assert ours[part]["psnr_y"] > even[part]["psnr_y"] + 0.5, (part, ours[part], even[part])
+    for part in ("kept", "t=1/4", "t=2/4", "t=3/4"):
+        assert ours[part]["psnr_y"] > base[part]["psnr_y"] + 0.4, (part, ours[part], base[part])
+    assert ours["t=2/4"]["psnr_y"] == pytest.approx(even["t=2/4"]["psnr_y"], abs=1e-9)  # the same bits at 1/2

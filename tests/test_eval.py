@@ -140,3 +140,58 @@ def test_cli_eval_makes_report_folders_and_fails_before_scoring_on_a_bad_report_
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0], res.output
     assert "Traceback" not in res.output and "[1/1]" not in res.output  # failed before scoring anything
     assert blocker.read_text() == "not a folder"
+
+
+def test_time_factor_protocol_inputs_every_nth_frame_and_scores_each_time():
+    frames = _smooth_frames(9)
+    lr = degrade_frames(frames[0::4], 4)
+    assert len(lr) == 3
+    # Bicubic at ×4 time: inputs at 0, 4, 8 and frames blended by time between them.
+    bic = bicubic_blend(lr, 4, aligned=True, time=4)
+    assert len(bic) == 9 and np.array_equal(bic[4][::4, ::4], lr[1])
+    a, b = bic[0].astype(np.float64), bic[4].astype(np.float64)
+    assert np.array_equal(bic[1], np.floor(0.75 * a + 0.25 * b + 0.5).astype(np.uint8))
+    assert np.array_equal(bic[2], ((bic[0].astype(int) + bic[4] + 1) // 2).astype(np.uint8))
+    ff = ffmpeg_baseline(lr, 4, time=4)
+    assert len(ff) == 9 and psnr(ff[4], bic[4]) > 30
+    # Kept: multiples of 4; new: the rest, also per time.
+    outs = [f if i % 4 == 0 else (f if i % 4 == 1 else np.zeros_like(f)) for i, f in enumerate(frames)]
+    scores = score_frames(outs, frames, crop=4, time=4)
+    assert set(scores) == {"kept", "new", "all", "t=1/4", "t=2/4", "t=3/4"}
+    assert scores["kept"]["psnr_y"] == scores["t=1/4"]["psnr_y"] == float("inf")
+    assert scores["t=2/4"]["psnr_y"] < 10 and scores["new"]["psnr_y"] == float("inf")  # means over the per-frame inf
+
+
+def test_evaluate_at_x3_time_runs_every_method_and_reports_per_time(tmp_path, weights):
+    from stvup.loader import load_upscaler
+
+    clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
+    up = load_upscaler(weights, device="cpu")
+    report = evaluate([clip], upscaler=up, crop=4, time=3)
+    data = report.to_dict()
+    assert data["protocol"]["time"] == 3 and data["protocol"]["input"] == "frames 0, 3, 6, …"
+    for method in ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v"):
+        per = data["per_clip"][method]["c"]
+        assert {"t=1/3", "t=2/3"} <= set(per), method
+        assert per["new"]["psnr_y"] == pytest.approx((per["t=1/3"]["psnr_y"] + per["t=2/3"]["psnr_y"]) / 2), method
+    # The ×2 protocol is the same call at time=2, and the model's kept frames do not depend on the factor.
+    two = evaluate([clip], methods=["stvup"], upscaler=up, crop=4)
+    assert "t=1/2" not in two.scores["stvup"]["c"]
+    text = report.to_markdown()
+    assert "| method | t=1/3 Y | t=2/3 Y |" in text and "×3 time" in text
+    with pytest.raises(Exception, match="needs at least 5"):
+        evaluate([clip], methods=["bicubic"], time=4, max_frames=4)
+    with pytest.raises(Exception, match="at least 2"):
+        evaluate([clip], methods=["bicubic"], time=1)
+
+
+def test_cli_eval_time_option(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=9, audio=None)
+    js = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--time", "4", "--json", str(js), "-q"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(js.read_text())
+    assert data["protocol"]["time"] == 4 and set(data["mean"]["bicubic"]) == {"kept", "new", "all", "t=1/4", "t=2/4",
+                                                                             "t=3/4"}  # fmt: skip
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--time", "1"])
+    assert res.exit_code == 2 and "--time" in res.output

@@ -162,9 +162,11 @@ def test_backward_warp_conventions():
     torch.testing.assert_close(backward_warp(img, half)[..., :3, :], (img[..., :3, :] + img[..., 1:, :]) / 2)
 
 
-def test_intermediate_frame_equations():
-    """Eq. 4-6 with known flows: zero flow blends the two frames; at T_in = 0 frame 3 is not moved."""
-    model = build_model("stvun-tiny").eval()
+@pytest.mark.parametrize("blend", ["mean", "linear"])
+def test_intermediate_frame_equations(blend):
+    """Eq. 4-6 with known flows: zero flow blends the two frames (evenly as the paper does, or by 1 − t and t);
+    at T_in = 0 frame 3 is not moved."""
+    model = build_model("stvun-tiny", time_blend=blend).eval()
     frames = seeded_frames(h=16, w=16)
     x3, x4 = frames[3], frames[4]
     with torch.no_grad():
@@ -172,11 +174,41 @@ def test_intermediate_frame_equations():
         _, decoded = model.upsample_center(x3, feats[3], model.fuse(feats))
         zero = torch.zeros(1, 2, 16, 16)
         out, lr_mid = model.upsample_between(x3, x4, feats[3], feats[4], decoded, (zero, zero), 0.3)
-        torch.testing.assert_close(lr_mid, (x3 + x4) / 2)
+        torch.testing.assert_close(lr_mid, (x3 + x4) / 2 if blend == "mean" else 0.7 * x3 + 0.3 * x4)
         assert out.shape == (1, 3, 64, 64)
         f34 = torch.full((1, 2, 16, 16), 1.0)
         _, lr0 = model.upsample_between(x3, x4, feats[3], feats[4], decoded, (f34, -f34), 0.0)
-        torch.testing.assert_close(lr0, (x3 + backward_warp(x4, f34)) / 2)
+        torch.testing.assert_close(lr0, (x3 + backward_warp(x4, f34)) / 2 if blend == "mean" else x3)
+
+
+def test_linear_time_blend_is_the_mean_at_one_half_and_per_time_in_a_batch():
+    """The small variants' ``linear`` blend gives the paper's bits at T_in = 1/2 (what their weights were trained
+    at), and a batch of times weights each time's rows by its own t."""
+    frames = seeded_frames(h=16, w=32)
+    mean = build_model("stvun-tiny", time_blend="mean").eval()
+    mean.load_state_dict(seeded_state(mean))
+    linear = build_model("stvun-tiny", time_blend="linear").eval()
+    linear.load_state_dict(mean.state_dict())
+    with torch.no_grad():
+        a, b = mean.run(frames, [0.5]), linear.run(frames, [0.5])
+        assert torch.equal(a.frames, b.frames) and torch.equal(a.lr_between, b.lr_between)
+        both = linear.run(frames, [0.25, 0.75])
+        for k, t in enumerate((0.25, 0.75)):
+            one = linear.run(frames, [t])
+            torch.testing.assert_close(both.frames[1 + k], one.frames[1], rtol=1e-5, atol=1e-5)
+        off = mean.run(frames, [0.25])
+    assert not torch.allclose(off.frames[1], both.frames[1], atol=1e-3)  # the choice matters off 1/2
+
+
+def test_time_blend_per_variant():
+    """The paper's variants keep Eq. 5 as published (the authors' weights were trained with it at every T_in);
+    stvup's own small variants blend by time."""
+    from stvup.model.configs import MODEL_CONFIGS
+
+    assert MODEL_CONFIGS["stvun"].time_blend == MODEL_CONFIGS["stvun-x2"].time_blend == "mean"
+    assert MODEL_CONFIGS["stvun-small"].time_blend == MODEL_CONFIGS["stvun-small-f2"].time_blend == "linear"
+    with pytest.raises(ValueError, match="time_blend"):
+        build_model("stvun-tiny", time_blend="cubic")
 
 
 def test_centre_output_is_bilinear_plus_residual():
@@ -206,7 +238,8 @@ def test_all_named_configs_build():
 
 def golden_numbers() -> dict[str, object]:
     torch.manual_seed(0)
-    model = build_model("stvun-tiny").eval()
+    # The paper's Eq. 5 (the file predates time_blend; the linear blend is covered by the equation tests).
+    model = build_model("stvun-tiny", time_blend="mean").eval()
     model.load_state_dict(seeded_state(model))
     frames = seeded_frames(h=32, w=48)
     with torch.no_grad():

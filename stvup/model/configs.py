@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+#: How Eqs. 5 and 6 combine the two warped frames (see :class:`STVUNConfig`).
+TIME_BLENDS = ("mean", "linear")
+
 
 @dataclass(frozen=True)
 class STVUNConfig:
@@ -20,7 +23,11 @@ class STVUNConfig:
     (1, 2 or 4; the paper uses 4, which makes PWC-Net's 1/4-size output exactly LR size). ``pwc_*``: PWC-Net widths.
     ``flow_scale``: PWC-Net's output times this is the flow in pixels of its input. The authors' STVUN uses 4 (their
     output is LR pixels at ×4 input), which their weights need; PWC-Net's own pyramid warps with 20, and variants
-    trained here use 20 so that the final flow and the pyramid's coarse-to-fine warps agree.
+    trained here use 20 so that the final flow and the pyramid's coarse-to-fine warps agree. ``time_blend``: how
+    Eqs. 5 and 6 combine the two warped frames at ``T_in = t``: ``"mean"`` averages them, as the paper does (its
+    network was trained at every ``t`` that way); ``"linear"`` weights them ``1 − t`` and ``t``, so that a frame at
+    ``t = 1/4`` leans on frame 3 where the flow is wrong. Both are the same at ``t = 1/2``, the only time the small
+    variants' weights were trained at, where the mean costs them up to 1 dB at ``t = 1/4`` (README, "Quality").
     """
 
     name: str
@@ -34,6 +41,7 @@ class STVUNConfig:
     pwc_context: tuple[int, ...] = (128, 128, 128, 96, 64, 32)
     pwc_max_displacement: int = 4
     flow_scale: float = 4.0
+    time_blend: str = "mean"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -45,6 +53,8 @@ class STVUNConfig:
             raise ValueError("STVUN takes exactly 7 input frames")
         if self.blocks < 1 or self.channels < 1:
             raise ValueError("channels and blocks must be positive")
+        if self.time_blend not in TIME_BLENDS:
+            raise ValueError(f"time_blend must be one of {', '.join(TIME_BLENDS)}, got {self.time_blend!r}")
 
 
 _SMALL = STVUNConfig(
@@ -55,6 +65,7 @@ _SMALL = STVUNConfig(
     pwc_pyramid=(16, 24, 32, 48, 64, 96),
     pwc_estimator=(64, 64, 48, 32, 16),
     pwc_context=(64, 64, 64, 48, 32, 16),
+    time_blend="linear",
     description="Narrower, shallower STVUN with PWC-Net on LR frames, for CPU training and inference.",
 )
 
@@ -79,6 +90,7 @@ MODEL_CONFIGS: dict[str, STVUNConfig] = {
             pwc_estimator=(8, 8, 8, 8, 8),
             pwc_context=(8, 8, 8, 8, 8, 8),
             pwc_max_displacement=2,
+            time_blend="linear",
             description="Minimal STVUN for tests: every code path of the full network in 0.3 M parameters.",
         ),
     )

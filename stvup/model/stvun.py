@@ -45,6 +45,20 @@ def intermediate_flows(f34: torch.Tensor, f43: torch.Tensor, t: float) -> tuple[
     return ft3, ft4
 
 
+def blend_pair(wa: torch.Tensor, wb: torch.Tensor, t: float | torch.Tensor, mode: str) -> torch.Tensor:
+    """Eqs. 5 and 6: frames (or features) warped to ``T_in = t`` from frames 3 and 4, combined.
+
+    ``mode`` ``"mean"`` averages them (the paper); ``"linear"`` weights them ``1 − t`` and ``t``. ``t`` may be a
+    tensor that broadcasts against the batch (``(n, 1, 1, 1)`` for a time-major batch of times). Scaling by 1/2 is
+    exact in floating point, so at ``t = 1/2`` both modes give the same bits.
+    """
+    if mode == "mean":
+        return (wa + wb) / 2
+    if isinstance(t, torch.Tensor):
+        t = t.to(wa.dtype)  # keep bf16 features bf16
+    return wa * (1 - t) + wb * t
+
+
 def init_conv(m: nn.Module) -> None:
     """He-normal (fan-in) weights and zero biases for a convolution (the authors' initialisation); others untouched."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -119,6 +133,17 @@ class STVUN(nn.Module):
         decoded, residual = self.decoder(feats3, fused)
         return self.upsample(x3) + F.pixel_shuffle(residual, self.scale), decoded
 
+    def warp_between(
+        self, a: torch.Tensor, b: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor], t: float
+    ) -> torch.Tensor:
+        """Eqs. 4 and 6 on any pair of images ``(n, c, h, w)`` whose grid the flows ``(f_a→b, f_b→a)`` are in.
+
+        The interpolation that the space-time path applies to LR frames, for other images: V→F's HR frames, or the
+        consistency loss's HR outputs. It combines the two warps the way this variant does (``time_blend``).
+        """
+        fta, ftb = intermediate_flows(*flows, t)
+        return blend_pair(backward_warp(a, fta), backward_warp(b, ftb), t, self.config.time_blend)
+
     def upsample_between(
         self,
         x3: torch.Tensor,
@@ -145,8 +170,11 @@ class STVUN(nn.Module):
             return x.repeat(n, 1, 1, 1) if n > 1 else x
 
         # Eq. 5 on every encoder level, Eq. 6 on the LR frames.
-        mid = [(backward_warp(rep(a), ft3) + backward_warp(rep(b), ft4)) / 2 for a, b in zip(feats3, feats4)]
-        lr_mid = (backward_warp(rep(x3), ft3) + backward_warp(rep(x4), ft4)) / 2
+        mode = self.config.time_blend
+        w = x3.new_tensor(ts).repeat_interleave(x3.shape[0]).view(-1, 1, 1, 1) if mode == "linear" else 0.5
+        mid = [blend_pair(backward_warp(rep(a), ft3), backward_warp(rep(b), ft4), w, mode)
+               for a, b in zip(feats3, feats4)]  # fmt: skip
+        lr_mid = blend_pair(backward_warp(rep(x3), ft3), backward_warp(rep(x4), ft4), w, mode)
         _, residual = self.decoder(mid, [rep(d) for d in decoded])
         return self.upsample(lr_mid) + F.pixel_shuffle(residual, self.scale), lr_mid
 

@@ -21,7 +21,7 @@ from stvup.model import STVUN
 from stvup.pipeline import Upscaler
 
 __all__ = ["between", "bicubic_blend", "f_then_v", "ffmpeg_baseline", "interpolate", "interpolate_times", "joint",
-           "run_method", "two_stream", "v_then_f"]  # fmt: skip
+           "output_length", "run_method", "two_stream", "v_then_f"]  # fmt: skip
 
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -35,6 +35,11 @@ def _to_image(x: torch.Tensor) -> np.ndarray:
 def _blend(a: np.ndarray, b: np.ndarray, t: float = 0.5) -> np.ndarray:
     """``(1 − t)·a + t·b``, rounded half up (at t = 1/2 exactly ``(a + b + 1) // 2``)."""
     return np.floor((1 - t) * a.astype(np.float64) + t * b.astype(np.float64) + 0.5).astype(np.uint8)
+
+
+def output_length(inputs: int, time: int) -> int:
+    """Frames of a ×time sequence from the first of ``inputs`` frames to the last: input k at index ``time·k``."""
+    return time * (inputs - 1) + 1
 
 
 def between(time: int) -> list[float]:
@@ -96,7 +101,7 @@ def ffmpeg_baseline(lr: Sequence[np.ndarray], scale: int, time: int = 2) -> list
     if done.returncode != 0:
         raise UsageError("ffmpeg failed: " + (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1])
     size = h * scale * w * scale * 3
-    n, want = len(done.stdout) // size, time * (len(lr) - 1) + 1
+    n, want = len(done.stdout) // size, output_length(len(lr), time)
     if n < want:
         raise UsageError(f"ffmpeg returned {n} frames, {want} expected")
     frames = np.frombuffer(done.stdout[: n * size], np.uint8).reshape(n, h * scale, w * scale, 3)
@@ -110,7 +115,7 @@ def _stream(upscaler: Upscaler, lr: Sequence[np.ndarray], factor: int) -> list[n
 
 def joint(upscaler: Upscaler, lr: Sequence[np.ndarray], time: int = 2) -> list[np.ndarray]:
     """The model's own ×time output, through the streaming pipeline."""
-    return _stream(upscaler, lr, time)[: time * (len(lr) - 1) + 1]
+    return _stream(upscaler, lr, time)[: output_length(len(lr), time)]
 
 
 def two_stream(upscaler: Upscaler, lr: Sequence[np.ndarray], stream: str, time: int = 2) -> list[np.ndarray]:
@@ -169,7 +174,7 @@ def run_method(
     method: str, lr: list[np.ndarray], scale: int, upscaler: Upscaler | None, time: int = 2
 ) -> list[np.ndarray]:
     """The ×time output of ``method`` (a name of :data:`stvup.evaluation.METHODS` but ``avg``) for LR frames:
-    ``time·(len(lr) − 1) + 1`` frames, input k at index ``time·k``."""
+    :func:`output_length` frames."""
     if method in ("bicubic", "bicubic-aligned"):
         return bicubic_blend(lr, scale, aligned=method == "bicubic-aligned", time=time)
     if method == "ffmpeg":

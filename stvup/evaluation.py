@@ -37,7 +37,7 @@ import torch
 
 from stvup.data.degrade import duf_downsample
 from stvup.errors import InputError, OutputError, UsageError
-from stvup.eval_methods import run_method
+from stvup.eval_methods import output_length, run_method
 from stvup.metrics import psnr, ssim
 from stvup.model import TwoStream
 from stvup.pipeline import Upscaler
@@ -88,8 +88,7 @@ class EvalReport:
 
     def parts(self) -> list[str]:
         """kept, new, all, and at ×N time (N > 2) each ``t=j/N``."""
-        time = int(self.protocol.get("time") or 2)
-        return ["kept", "new", "all"] + ([f"t={j}/{time}" for j in range(1, time)] if time > 2 else [])
+        return ["kept", "new", "all", *time_parts(int(self.protocol.get("time") or 2))]
 
     def to_dict(self) -> dict:
         means = {m: {p: {k: self.mean(m, p, k) for k in METRICS} for p in self.parts()}
@@ -118,7 +117,7 @@ class EvalReport:
                 cells = [f"{s[p]['psnr_y']:.2f} / {s[p]['ssim_y']:.4f}" for p in ("kept", "new", "all")]
                 lines.append(f"| {m} | {c} | " + " | ".join(cells) + " |")
         time = int(self.protocol.get("time") or 2)
-        phases = self.parts()[3:]
+        phases = time_parts(time)
         if phases:
             lines += ["", "| method | " + " | ".join(f"{p} Y" for p in phases) + " |", "|---" * (len(phases) + 1) + "|"]
             for m in self.methods:
@@ -130,7 +129,7 @@ class EvalReport:
         if time == 2:
             frames = "×2 time; kept = even frames (inputs), new = odd frames (T_in = 0.5)"
         else:
-            frames = f"×{time} time; kept = every {time}th frame (inputs), new = the others (T_in = j/{time})"
+            frames = f"×{time} time; kept = frames 0, {time}, {2 * time}, … (inputs), new = the rest (T_in = j/{time})"
         crop, scale = self.protocol.get("crop"), self.protocol.get("scale")
         note = f"PSNR (dB) / SSIM, borders of {crop} px cropped; ×{scale} space, {frames}."
         if (self.protocol.get("ensemble") or 1) > 1:
@@ -191,6 +190,11 @@ def degrade_frames(frames: Sequence[np.ndarray], scale: int) -> list[np.ndarray]
 # -- scoring -------------------------------------------------------------------------------------------------------
 
 
+def time_parts(time: int) -> list[str]:
+    """Names of the per-time parts at ×``time``: ``t=1/N`` … ``t=(N−1)/N``; none at ×2, where "new" is that time."""
+    return [f"t={j}/{time}" for j in range(1, time)] if time > 2 else []
+
+
 def score_frames(
     outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int, time: int = 2
 ) -> dict[str, dict[str, float]]:
@@ -205,8 +209,7 @@ def score_frames(
             "psnr_rgb": psnr(out, gt, crop), "ssim_rgb": ssim(out, gt, crop),
         })  # fmt: skip
     parts = {"kept": per_frame[0::time], "new": [f for i, f in enumerate(per_frame) if i % time], "all": per_frame}
-    if time > 2:
-        parts.update({f"t={j}/{time}": per_frame[j::time] for j in range(1, time)})
+    parts.update({name: per_frame[j::time] for j, name in enumerate(time_parts(time), start=1)})
     return {p: {k: float(np.mean([f[k] for f in fs])) for k in METRICS} for p, fs in parts.items() if fs}
 
 
@@ -261,7 +264,7 @@ def evaluate(
             raise InputError(str(path), f"has {len(hr)} frames; the protocol at ×{time} time needs at least {time + 1}")
         hr = [f[: f.shape[0] - f.shape[0] % scale, : f.shape[1] - f.shape[1] % scale] for f in hr]
         lr = degrade_frames(hr[0::time], scale)
-        truth = hr[: time * (len(lr) - 1) + 1]
+        truth = hr[: output_length(len(lr), time)]
         for method in methods:
             if method in report.errors or method == "avg":
                 continue

@@ -14,9 +14,10 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_eval import evaluate_cmd
 from .cli_options import PRECISIONS, api_options, video_options
 from .cli_output import progress_bar, report, result_dict, tracker
-from .cli_train import evaluate_cmd, train
+from .cli_train import train
 from .errors import StvupError
 from .kit.cli import kit
 from .signals import Terminated, stop_on_signals

@@ -34,6 +34,8 @@ class TrainConfig:
     Patch sizes are in LR pixels (the paper's 128 / 256 HR patches are 32 / 64 at ×4). ``init``: weights to start
     from instead of random ones. ``zero_init``: a random start gets a zero residual head and zero flow outputs, so
     the untrained network already gives bilinear upsampling and frame blending and training starts from there.
+    ``stride``: source frames between LR inputs (``stride − 1`` time targets), a tuple of them (each batch draws one),
+    or None for one per clip by frame rate; ``max_times`` caps the time targets of a batch.
 
     ``flow_steps`` (stage 0, before stage 1): PWC-Net alone learns motion from LR pairs without labels
     (:mod:`stvup.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
@@ -77,7 +79,7 @@ class TrainConfig:
     lambda_m: float = 1.0
     lambda_s: float = 1.0
     lambda_f: float = 1.0
-    stride: int | None = 2
+    stride: int | tuple[int, ...] | None = 2
     max_times: int = 3
     kernel: str = "duf"
     noise: float = 0.0
@@ -179,8 +181,9 @@ def config_from(saved: dict) -> TrainConfig:
     """The :class:`TrainConfig` saved in a checkpoint (settings unknown to this version are ignored)."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in saved.items() if k in known}
-    if values.get("crf") is not None:
-        values["crf"] = tuple(values["crf"])
+    for key in ("crf", "stride"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
     return TrainConfig(**values)
 
 

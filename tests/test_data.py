@@ -110,6 +110,22 @@ def test_sampler_reversed_order_and_strides():
     assert not torch.equal(sampler.batch(5, 4).lr, sampler.batch(6, 4).lr)
 
 
+def test_sampler_mixes_strides():
+    # 40 frames: every clip gives windows at stride 2 (13 frames) and 4 (25); a stride of 8 (49) is reported.
+    sampler = Sampler([_numbered_clip(n=40)], patch=8, stride=(4, 2, 8), max_times=3, augment=False, seed=1)
+    assert sampler.strides == [2, 4]
+    assert sampler.skipped == [("numbers", "no shot of 49 frames (stride 8)")]
+    seen = set()
+    for step in range(12):
+        batch = sampler.batch(step, 2)
+        d = round(float(batch.lr[1, 0].mean() - batch.lr[0, 0].mean()) * 255 / 3)
+        assert batch.times == {2: [0.5], 4: [0.25, 0.5, 0.75]}[d]  # one stride per batch, its own time targets
+        seen.add(d)
+    assert seen == {2, 4}
+    with pytest.raises(ValueError, match="at least 2"):
+        Sampler([_numbered_clip(n=40)], patch=8, stride=(1, 2))
+
+
 def test_sampler_aligns_lr_and_hr():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (14, 96, 96, 3), dtype=np.uint8)

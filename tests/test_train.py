@@ -16,6 +16,7 @@ from stvup.data import Clip, Sampler
 from stvup.errors import UsageError
 from stvup.losses import LossWeights
 from stvup.model import build_model
+from stvup.runs import config_from
 from stvup.training import TrainConfig, TrainProgress, train, training_step, zero_heads
 from stvup.video import probe
 from stvup.weights import load_weights, read_safetensors
@@ -247,3 +248,24 @@ def test_cli_minutes_stops_with_weights_and_resume_finishes(tmp_path):
     assert res.exit_code == 0 and "trained 4 steps" in res.output and "time limit" not in res.output, res.output
     res = runner.invoke(cli, [*args, "--minutes", "0"])
     assert res.exit_code == 2 and "--minutes" in res.output
+
+
+def test_cli_trains_several_strides_and_resumes_with_them(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_clip(data / "a.mp4", width=96, height=80, frames=30, audio=None)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--model", "stvun-tiny", "--pretrain-steps", "0", "--steps", "3",
+            "--batch-size", "1", "--patch", "16", "--patch2", "16", "--log-every", "1", "--quiet"]  # fmt: skip
+    runner = CliRunner()
+    res = runner.invoke(cli, [*args, "--stride", "4,2"])
+    assert res.exit_code == 0, res.output
+    saved = torch.load(run / "last.pt", weights_only=False)["config"]
+    assert saved["stride"] == (2, 4)
+    assert config_from({**saved, "stride": [2, 4]}).stride == (2, 4)  # as a JSON round trip gives it back
+    res = runner.invoke(cli, ["train", "--resume", str(run), "--steps", "5", "--quiet"])
+    assert res.exit_code == 0 and "trained 5 steps" in res.output, res.output
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["stride"] == (2, 4)
+    for bad in ("1,2", "2,x"):
+        res = runner.invoke(cli, [*args, "--stride", bad])
+        assert res.exit_code == 2 and "--stride" in res.output and "Traceback" not in res.output

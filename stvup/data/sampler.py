@@ -3,7 +3,8 @@
 One sample takes seven source frames at stride ``s`` (source frames 0, s, …, 6s of a window): degraded, they are the
 LR input. Source frame 3s, the centre, is the spatial target Y_3; the skipped frames 3s + j (j = 1 … s-1) are the
 time targets Y_T at T_in = j / s, between input frames 3 and 4. Ordinary 25–30 fps video at s = 2 therefore
-supervises ×2 time from footage alone; faster sources may use a larger stride and give several time targets.
+supervises ×2 time from footage alone; a larger stride gives several time targets (s = 4: T_in = 1/4, 1/2, 3/4),
+and several strides at once (each batch draws one) train ×2 and ×4 time together.
 
 The two-stream network (second paper) takes the same kind of sample with ``frames=2``: LR frames ``s`` apart and the
 HR frame between them (a triplet, Eq. 6). :meth:`Sampler.split` divides the windows into a labeled and an unlabeled
@@ -17,6 +18,7 @@ the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,8 +63,9 @@ def auto_stride(rate: float, lr_rate: float = 15.0) -> int:
 class Sampler:
     """Draws batches of random patches from ``clips``.
 
-    ``patch``: LR patch size (HR patches are ``scale × patch``). ``stride``: source frames between LR inputs, or
-    ``None`` for :func:`auto_stride` per clip. ``max_times``: at most this many time targets per batch (chosen at
+    ``patch``: LR patch size (HR patches are ``scale × patch``). ``stride``: source frames between LR inputs, several
+    of them (each batch draws one at random, with equal chance), or ``None`` for :func:`auto_stride` per clip.
+    ``max_times``: at most this many time targets per batch (chosen at
     random when a stride offers more). ``augment``: random left-right flip, 90°/180°/270° rotation and reversed order.
     ``frames``: inputs per sample (7 for STVUN, 8 for STVUN with the consistency loss, 2 for the two-stream network);
     the time targets lie between input ``(frames − 1) // 2`` and the next. ``low_res``: the clips are LR already.
@@ -75,7 +78,7 @@ class Sampler:
         *,
         scale: int = 4,
         patch: int = 32,
-        stride: int | None = 2,
+        stride: int | Sequence[int] | None = 2,
         degradation: Degradation | None = None,
         max_times: int = 3,
         augment: bool = True,
@@ -84,8 +87,9 @@ class Sampler:
         low_res: bool = False,
         keep_hr: bool = False,
     ) -> None:
-        if stride is not None and stride < 2:
-            raise ValueError("stride must be at least 2 so that a skipped frame gives a time target")
+        choices = None if stride is None else sorted({stride} if isinstance(stride, int) else set(stride))
+        if choices is not None and (not choices or choices[0] < 2):
+            raise ValueError("strides must be at least 2 so that a skipped frame gives a time target")
         if frames < 2:
             raise ValueError("a sample needs at least 2 input frames")
         self.scale, self.patch, self.augment, self.seed = scale, patch, augment, seed
@@ -97,17 +101,18 @@ class Sampler:
         self.entries: list[tuple[Clip, int, np.ndarray]] = []
         need = patch if low_res else patch * scale
         for clip in clips:
-            s = stride or auto_stride(float(clip.rate))
             h, w = clip.frames.shape[1:3]
             if min(h, w) < need:
                 self.skipped.append((clip.path, f"{w}x{h} is smaller than the {need}-pixel patch"))
                 continue
-            span = (frames - 1) * s + 1
-            starts = clip.windows(span)
-            if len(starts) == 0:
-                self.skipped.append((clip.path, f"no shot of {span} frames"))
-                continue
-            self.entries.append((clip, s, starts))
+            for s in choices or [auto_stride(float(clip.rate))]:
+                span = (frames - 1) * s + 1
+                starts = clip.windows(span)
+                if len(starts) == 0:
+                    at = f" (stride {s})" if choices and len(choices) > 1 else ""
+                    self.skipped.append((clip.path, f"no shot of {span} frames{at}"))
+                    continue
+                self.entries.append((clip, s, starts))
         if not self.entries:
             raise ValueError("no training source is large and long enough for one sample")
         self.strides = sorted({s for _, s, _ in self.entries})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,13 +232,19 @@ def test_cli_resume_continues_in_the_runs_folder_with_its_settings(tmp_path, mon
     assert res.exit_code == 2 and "give the footage to train on" in res.output
 
 
-def test_cli_minutes_stops_with_weights_and_resume_finishes(tmp_path):
+def _tiny_cli_run(tmp_path, frames: int, pretrain_steps: int, steps: int) -> tuple[Path, list[str]]:
+    """A one-clip footage folder and the ``stvup train`` arguments of a tiny run on it, into ``tmp_path/run``."""
     data = tmp_path / "data"
     data.mkdir()
-    make_clip(data / "a.mp4", width=96, height=80, frames=16, audio=None)
+    make_clip(data / "a.mp4", width=96, height=80, frames=frames, audio=None)
     run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--model", "stvun-tiny", "--pretrain-steps", "2", "--steps", "2",
-            "--batch-size", "1", "--patch", "16", "--patch2", "16", "--quiet"]  # fmt: skip
+    args = ["train", str(data), "--out", str(run), "--model", "stvun-tiny", "--pretrain-steps", str(pretrain_steps),
+            "--steps", str(steps), "--batch-size", "1", "--patch", "16", "--patch2", "16", "--quiet"]  # fmt: skip
+    return run, args
+
+
+def test_cli_minutes_stops_with_weights_and_resume_finishes(tmp_path):
+    run, args = _tiny_cli_run(tmp_path, frames=16, pretrain_steps=2, steps=2)
     runner = CliRunner()
     res = runner.invoke(cli, [*args, "--minutes", "0.000001"])  # over after the first step
     assert res.exit_code == 0, res.output
@@ -251,12 +258,8 @@ def test_cli_minutes_stops_with_weights_and_resume_finishes(tmp_path):
 
 
 def test_cli_trains_several_strides_and_resumes_with_them(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    make_clip(data / "a.mp4", width=96, height=80, frames=30, audio=None)
-    run = tmp_path / "run"
-    args = ["train", str(data), "--out", str(run), "--model", "stvun-tiny", "--pretrain-steps", "0", "--steps", "3",
-            "--batch-size", "1", "--patch", "16", "--patch2", "16", "--log-every", "1", "--quiet"]  # fmt: skip
+    run, args = _tiny_cli_run(tmp_path, frames=30, pretrain_steps=0, steps=3)
+    args += ["--log-every", "1"]
     runner = CliRunner()
     res = runner.invoke(cli, [*args, "--stride", "4,2"])
     assert res.exit_code == 0, res.output

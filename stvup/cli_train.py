@@ -115,6 +115,14 @@ def _stride(ctx, param, value):
     help="Stage 2 leaves PWC-Net as --init or stage 0 left it and trains the encoder, EFST and decoder only.",
 )
 @click.option(
+    "--ema",
+    "ema_decay",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999: about the last "
+    "1,000 steps) and write it as the run's weights; checkpoints keep both. Default: the last step's weights.",
+)
+@click.option(
     "--pretrain-steps",
     type=click.IntRange(min=0),
     default=300_000,
@@ -208,6 +216,7 @@ def train(
     flow_smooth,
     flow_reset,
     freeze_flow,
+    ema_decay,
     pretrain_steps,
     steps,
     batch_size,
@@ -244,7 +253,7 @@ def train(
         data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
         lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
         unlabeled_batch=unlabeled_batch, init=init, flow_steps=flow_steps, flow_lr=flow_lr, flow_patch=flow_patch,
-        flow_smooth=flow_smooth, flow_reset=flow_reset, freeze_flow=freeze_flow,
+        flow_smooth=flow_smooth, flow_reset=flow_reset, freeze_flow=freeze_flow, ema_decay=ema_decay,
         pretrain_steps=pretrain_steps, steps=steps,
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,

@@ -41,7 +41,9 @@ class TrainConfig:
     (:mod:`stvup.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
     ``flow_smooth``. The paper starts from a pre-trained PWC-Net instead; 0 skips the stage. ``flow_reset``: start
     PWC-Net afresh (random weights, zero flow output) even when ``init`` gave it weights. ``freeze_flow``: stage 2
-    leaves PWC-Net as ``init`` or stage 0 left it and trains the rest (STVUN only).
+    leaves PWC-Net as ``init`` or stage 0 left it and trains the rest (STVUN only). ``ema_decay``: keep an
+    exponential moving average of the weights with this decay per step (:mod:`stvup.ema`) and write it as the run's
+    weights; None keeps the last step's.
 
     Two-stream runs (``method="two-stream"``): ``spatial`` / ``temporal`` name the modules; ``pretrain_steps`` train
     them separately, ``steps`` train the two streams on L_R + ``lambda_c``·L_C. ``labeled_fraction`` keeps HR
@@ -68,6 +70,7 @@ class TrainConfig:
     flow_smooth: float = 0.5
     flow_reset: bool = False
     freeze_flow: bool = False
+    ema_decay: float | None = None
     pretrain_steps: int = 300_000
     steps: int = 400_000
     batch_size: int = 32
@@ -107,6 +110,8 @@ class TrainConfig:
             raise UsageError("flow pre-training (--flow-steps) is for STVUN's PWC-Net; the two-stream network has none")
         if self.method == "two-stream" and self.freeze_flow:
             raise UsageError("--freeze-flow is for STVUN's PWC-Net; the two-stream network has none")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise UsageError(f"the EMA decay (--ema) must lie between 0 and 1, got {self.ema_decay}")
         if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
             raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
 

@@ -7,7 +7,8 @@ every 100K); a CPU run shortens the schedule with options.
 
 A run lives in one folder: ``log.jsonl`` (one JSON object per logged step: each loss term, learning rate,
 samples per second), ``checkpoints/step_NNNNNNN.pt`` (model, optimiser, step) every ``checkpoint_every`` steps and on
-interruption, ``last.pt``, and at the end ``model.safetensors`` (weights only, loadable with ``--weights``).
+interruption, ``last.pt``, and at the end ``model.safetensors`` (weights only, loadable with ``--weights``; with
+``ema_decay``, the moving average of the weights, :mod:`stvup.ema`).
 Batches depend only on ``(seed, step)``, so ``resume`` continues exactly where a run stopped.
 
 ``method="two-stream"`` trains the second paper's network (:mod:`stvup.model.twostream`) instead: stage 1 trains
@@ -37,6 +38,7 @@ import torch
 from stvup.data.degrade import Degradation
 from stvup.data.sampler import Sampler
 from stvup.data.sources import Clip, load_clips
+from stvup.ema import WeightEMA
 from stvup.errors import UsageError
 from stvup.flowtrain import flow_step
 from stvup.hardware import fast_bf16, resolve_device
@@ -158,6 +160,9 @@ def train(
     elif config.zero_init:
         model.zero_heads() if two else zero_heads(model)
     model.to(device).train()
+    ema = WeightEMA(model, config.ema_decay) if config.ema_decay else None
+    if ema is not None and ckpt is not None:
+        ema.restore(ckpt)
 
     def report(path: str, clip: Clip | None, error: str | None) -> None:
         say(
@@ -238,6 +243,8 @@ def train(
             "model_name": config.model_name,
             "elapsed": elapsed,
         }
+        if ema is not None:
+            payload.update(ema.checkpoint_entries())
         path = out_dir / "checkpoints" / f"step_{step:07d}.pt"
         save_checkpoint(path, payload)
         save_checkpoint(out_dir / "last.pt", payload)
@@ -276,6 +283,8 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if ema is not None:
+                    ema.update(model)
                 step += 1
                 count += 1
                 samples += config.batch_size
@@ -312,7 +321,9 @@ def train(
     last = checkpoint(step)
     meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": json.dumps(config_dict)}
     weights_path = out_dir / "model.safetensors"
-    save_safetensors(model.state_dict(), weights_path, meta)
+    if ema is not None:
+        meta.update(ema_decay=str(config.ema_decay), ema_updates=str(ema.updates))
+    save_safetensors((model if ema is None else ema).state_dict(), weights_path, meta)
     windows = samplers[config.patch2].windows
     finished = step >= config.total_steps
     return TrainResult(out_dir, weights_path, last, step, elapsed, len(clips), windows, last_logged, finished)

@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stvup.data.degrade import Degradation
-from stvup.data.sampler import Sampler
+from stvup.data.feeds import build_feeds
+from stvup.data.feeds import report as report_feeds
 from stvup.data.sources import Clip, load_clips
 from stvup.ema import WeightEMA
 from stvup.errors import UsageError
@@ -182,39 +182,15 @@ def train(
             raise UsageError("no unlabeled video found in " + ", ".join(map(str, config.unlabeled)))
     degradation = Degradation(config.kernel, config.noise, config.crf, config.degrade_probability)
     frames = 2 if two else 8 if config.lambda_c > 0 else 7
-    samplers, unlabeled_sources = {}, {}
-    for patch in {config.patch, config.patch2}:
-        common = {"patch": patch, "stride": config.stride, "augment": config.augment, "frames": frames}
-        full = Sampler(clips, scale=model.scale, degradation=degradation, max_times=config.max_times,
-                       seed=config.seed, keep_hr=two, **common)  # fmt: skip
-        samplers[patch], rest = full.split(config.labeled_fraction, config.seed)
-        sources = [rest] if rest is not None else []
-        if unlabeled_clips:
-            sources.append(Sampler(unlabeled_clips, low_res=True, **common))
-        for k, source in enumerate(sources):
-            source.seed = config.seed + 7919 * (k + 1)  # unlabeled draws independent of the labeled ones
-        unlabeled_sources[patch] = sources
-    flow_sampler = None
-    if config.flow_steps and not two:
-        # LR pairs one input apart (source frames 0 and stride), with the true middle frame for the L_M monitor.
-        flow_sampler = Sampler(clips, scale=model.scale, degradation=degradation, patch=config.flow_patch,
-                               stride=config.stride, max_times=1, augment=config.augment, seed=config.seed + 104729,
-                               frames=2)  # fmt: skip
-    for path, why in samplers[config.patch2].skipped:
-        say(f"not sampled: {path}: {why}")
-    if config.labeled_fraction < 1:
-        say(f"labeled: {samplers[config.patch2].windows} of {full.windows} windows")
+    feeds = build_feeds(clips, patches={config.patch, config.patch2}, scale=model.scale, degradation=degradation,
+                        stride=config.stride, augment=config.augment, frames=frames,
+                        max_times=config.max_times, seed=config.seed, labeled_fraction=config.labeled_fraction,
+                        keep_hr=two, unlabeled_clips=unlabeled_clips,
+                        flow_patch=config.flow_patch if config.flow_steps and not two else None)  # fmt: skip
+    report_feeds(feeds, config.patch2, config.labeled_fraction, say)
     weights = LossWeights(config.lambda_m, config.lambda_s, config.lambda_f)
-    unlabeled_batch = config.unlabeled_batch or config.batch_size
-
-    def unlabeled(step: int, patch: int) -> torch.Tensor | None:
-        """LR pairs for L_C only, from the unlabeled footage, drawn in proportion to each source's windows."""
-        sources = unlabeled_sources[patch]
-        if not two or not sources or config.lambda_c == 0 or unlabeled_batch < 1:
-            return None
-        sizes = np.array([src.windows for src in sources], dtype=np.float64)
-        pick = int(np.random.default_rng([config.seed, step, 31]).choice(len(sources), p=sizes / sizes.sum()))
-        return sources[pick].batch(step, unlabeled_batch).lr.to(device)
+    # Unlabeled LR pairs feed L_C only: two-stream stage 2 with lambda_c > 0.
+    unlabeled_batch = (config.unlabeled_batch or config.batch_size) if two and config.lambda_c else 0
 
     def optimiser_for(stage: int, step: int) -> torch.optim.Adam:
         frozen = config.freeze_flow and stage == 2  # TrainConfig refuses freeze_flow for two-stream runs
@@ -267,16 +243,17 @@ def train(
                     group["lr"] = lr
                 patch = config.patch if stage == 1 else config.patch2
                 if stage == 0:
-                    batch = flow_sampler.batch(step, config.batch_size).to(device)
+                    batch = feeds.flow.batch(step, config.batch_size).to(device)
                     # The occlusion check joins halfway through stage 0, once the flow is no longer noise.
                     occlusion = step >= config.flow_steps // 2
                     loss, terms = flow_step(model, batch, autocast, config.flow_smooth, occlusion)
                 elif two:
-                    batch = samplers[patch].batch(step, config.batch_size).to(device)
-                    extra = unlabeled(step, patch) if stage == 2 else None
+                    batch = feeds.batch(step, patch, config.batch_size).to(device)
+                    extra = feeds.unlabeled_lr(step, patch, unlabeled_batch) if stage == 2 else None
+                    extra = None if extra is None else extra.to(device)
                     loss, terms = two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
                 else:
-                    batch = samplers[patch].batch(step, config.batch_size).to(device)
+                    batch = feeds.batch(step, patch, config.batch_size).to(device)
                     loss, terms = training_step(model, batch, stage, weights, autocast, config.lambda_c)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate")
@@ -324,6 +301,6 @@ def train(
     if ema is not None:
         meta.update(ema_decay=str(config.ema_decay), ema_updates=str(ema.updates))
     save_safetensors((model if ema is None else ema).state_dict(), weights_path, meta)
-    windows = samplers[config.patch2].windows
+    windows = feeds.labeled[config.patch2].windows
     finished = step >= config.total_steps
     return TrainResult(out_dir, weights_path, last, step, elapsed, len(clips), windows, last_logged, finished)

@@ -134,7 +134,8 @@ def test_gpu_recipe_dry_run(tmp_path, footage):
     kit, run = tmp_path / ".kit", tmp_path / "gpu-machine" / "runs" / "gpu"
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps(TINY_RUN))
-    args = ["--budget", "2", "--max-side", "96", "--segment", "20", "--settings", str(settings), "--set", "steps=5"]
+    args = ["--budget", "2", "--max-side", "96", "--segment", "20", "--settings", str(settings), "--set", "steps=5",
+            "--set", "ema_decay=0.9"]  # fmt: skip
     res = CliRunner().invoke(cli, ["kit", "pack", str(footage), "--out", str(kit), *args])
     assert res.exit_code == 0, res.output
     assert json.loads((kit / "train.json").read_text())["steps"] == 5
@@ -156,8 +157,10 @@ def test_gpu_recipe_dry_run(tmp_path, footage):
     res = CliRunner().invoke(cli, ["kit", "join", str(tmp_path / "out2"), "-o", str(tmp_path / "gpu.safetensors")])
     assert res.exit_code == 0, res.output
     model = load_weights(build_model("stvun-tiny"), tmp_path / "gpu.safetensors")
-    last = torch.load(run / "last.pt", weights_only=False)["model"]
-    assert all(torch.equal(v, last[k]) for k, v in model.state_dict().items())
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert info["ema_decay"] == 0.9 and last["ema_updates"] == 9  # what comes back is the run's moving average
+    assert all(torch.equal(v, last["params_ema"][k]) for k, v in model.state_dict().items())
+    assert any(not torch.equal(v, last["model"][k]) for k, v in model.state_dict().items())
 
     # The machine went back: a fresh run folder starts from the joined weights instead of from scratch.
     fresh = tmp_path / "other-machine" / "runs" / "gpu"
@@ -180,4 +183,5 @@ def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
 
     cfg = TrainConfig(data=[], **DEFAULT_SETTINGS)
     assert cfg.freeze_flow and not cfg.flow_reset and cfg.flow_steps == 0
+    assert cfg.ema_decay == 0.999  # the weights that come back are the moving average (measured better on CPU)
     assert (Path(__file__).resolve().parents[1] / cfg.init).is_file()  # the kit carries the shipped weights

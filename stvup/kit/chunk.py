@@ -100,7 +100,7 @@ def run_chunk(
         weights, dtype = weights.with_name("model-fp16.safetensors"), "fp16"
         save_safetensors(half, weights, {"stvup_model": config.model_name, "steps": str(result.steps)})
     info = {"step": result.steps, "total": config.total_steps, "finished": result.finished,
-            "model": config.model_name, "dtype": dtype, "losses": result.final_losses,
+            "model": config.model_name, "dtype": dtype, "losses": result.final_losses, "ema_decay": config.ema_decay,
             "device": str(torch.device(config.device)) if config.device != "auto" else "auto"}  # fmt: skip
     manifest = write_shards(weights, out_dir, info=info)
     log = run / "log.jsonl"

@@ -16,7 +16,9 @@ import click
 #: fill PWC-Net's input pulled the flow away from whole frames within 200 steps (Vid4 new frames −0.24 dB at 64-pixel
 #: patches), and freezing it kept all but 0.05 dB (README, "Flow resolution, measured on CPU"); a session's minutes
 #: of GPU time could not relearn a reset flow. ``--set flow_reset=true --set flow_steps=2000 --set freeze_flow=false``
-#: gives the paper's way (a fresh flow, pre-trained, then trained jointly).
+#: gives the paper's way (a fresh flow, pre-trained, then trained jointly). The weights that come back are the run's
+#: moving average (``ema_decay``), which on CPU (run W) scored +0.02 / +0.01 dB (Vid4 kept / new) and +0.04 / +0.09
+#: (Vimeo) over the same run's last weights (weights/README.md).
 DEFAULT_SETTINGS = {
     "model": "stvun-small",
     "init": "weights/default.safetensors",
@@ -32,6 +34,7 @@ DEFAULT_SETTINGS = {
     "patch2": 64,
     "lr2": 5e-5,
     "lr_halve_every": 10000,
+    "ema_decay": 0.999,
     "checkpoint_every": 500,
     "log_every": 50,
 }

@@ -249,8 +249,7 @@ def train(
                     loss, terms = flow_step(model, batch, autocast, config.flow_smooth, occlusion)
                 elif two:
                     batch = feeds.batch(step, patch, config.batch_size).to(device)
-                    extra = feeds.unlabeled_lr(step, patch, unlabeled_batch) if stage == 2 else None
-                    extra = None if extra is None else extra.to(device)
+                    extra = feeds.unlabeled_lr(step, patch, unlabeled_batch, device) if stage == 2 else None
                     loss, terms = two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
                 else:
                     batch = feeds.batch(step, patch, config.batch_size).to(device)

@@ -37,15 +37,15 @@ class Feeds:
         """The labeled batch of ``step`` at LR patch size ``patch``."""
         return self.labeled[patch].batch(step, size)
 
-    def unlabeled_lr(self, step: int, patch: int, size: int) -> torch.Tensor | None:
-        """``(2, size, 3, p, p)`` unlabeled LR pairs for ``step``, from a source picked in proportion to its windows;
-        None when the run has no unlabeled footage."""
+    def unlabeled_lr(self, step: int, patch: int, size: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """``(2, size, 3, p, p)`` unlabeled LR pairs for ``step`` on ``device``, from a source picked in proportion to
+        its windows; None when the run has no unlabeled footage."""
         sources = self.unlabeled.get(patch, [])
         if not sources or size < 1:
             return None
         sizes = np.array([src.windows for src in sources], dtype=np.float64)
         pick = int(np.random.default_rng([self.seed, step, 31]).choice(len(sources), p=sizes / sizes.sum()))
-        return sources[pick].batch(step, size).lr
+        return sources[pick].batch(step, size).lr.to(device)
 
 
 def build_feeds(

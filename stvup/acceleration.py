@@ -4,8 +4,9 @@ These change speed, not the pictures (beyond float rounding), so they are settin
 :class:`~stvup.pipeline.Upscaler` rather than of the model:
 
 * **Memory format.** ``auto`` is channels-last on a CPU, where it is what lets oneDNN run the convolutions in bf16
-  kernels (measured: about 2× faster decoder than channels-first), and channels-first on CUDA until a GPU session
-  measures otherwise (``examples/cuda_variants.py`` times both).
+  kernels (measured: about 2× faster decoder than channels-first), and channels-first on CUDA, where
+  ``examples/speed_variants.py`` found no steady gain from channels-last (H200, ``stvun`` at 960×540: faster in
+  bf16, slower in fp16 and fp32, README "Speed").
 * **cuDNN autotuning** is switched on for CUDA: stvup runs the same few shapes (one tile size, batch 1 and the
   window's new frames) thousands of times, so trying the algorithms once per shape pays at once.
 * **Compiling** (``compile``): each part of the network (encoder, fusion, decoder, PWC-Net; a two-stream

@@ -127,6 +127,10 @@ def benchmark(
             for _ in upscaler.stream(clip, rate_in, rate_out):
                 pass
             warmup_s = time.perf_counter() - began
+            if upscaler.device.type == "cuda":
+                # cuDNN's autotuning tries algorithms with workspaces as large as the card allows (130 GB of an
+                # H200 in fp32, measured): the peak that matters is the timed run's.
+                torch.cuda.reset_peak_memory_stats(upscaler.device)
         # The real pipeline: decoder and encoder threads around the model (stvup.overlap), so "total" is the wall
         # time per output frame and each stage's figure its busy time; total ≈ model means nothing waits on I/O.
         with iter_frames(src) as stream, VideoWriter(Path(tmp) / "output.mp4", width=out_w, height=out_h,
@@ -161,8 +165,8 @@ def benchmark(
 
 
 def _peak_memory_mb(device: torch.device) -> float:
-    """The most memory this process has held: GPU memory on CUDA, else the resident set (the process's whole
-    life, so run ``stvup bench`` in a fresh process to measure one configuration)."""
+    """The most memory this process has held: GPU memory on CUDA (since the warm-up), else the resident set (the
+    process's whole life, so run ``stvup bench`` in a fresh process to measure one configuration)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     import resource

@@ -185,3 +185,38 @@ def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
     assert cfg.freeze_flow and not cfg.flow_reset and cfg.flow_steps == 0
     assert cfg.ema_decay == 0.999  # the weights that come back are the moving average (measured better on CPU)
     assert (Path(__file__).resolve().parents[1] / cfg.init).is_file()  # the kit carries the shipped weights
+
+
+def test_gpu_session_script_dry_run(tmp_path, footage):
+    """examples/gpu_session.sh, the one call a GPU session makes, on CPU with a tiny model: every stage runs and
+    logs its status, and what comes back fits the device tool's limits (at most 8 files)."""
+    pytest.importorskip("cv2")
+    repo = Path(__file__).resolve().parents[1]
+    kit, out = tmp_path / "kit", tmp_path / "out"
+    build_pack([footage], kit, budget_mb=1, max_side=96, segment=20, settings=TINY_RUN)
+    out.mkdir()
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "KIT": str(kit),
+        "RUN": str(tmp_path / "run"),
+        "WHEELS": str(tmp_path),
+        "TRAIN_MINUTES": "0.5",
+        "DEVICE": "cpu",
+        "MODEL": "stvun-tiny",
+        "SIZE": "64x32",
+        "PRECISIONS": "fp32",
+        "TESTS": "test_cuda_training",
+        "VARIANTS": "--compile off --precisions fp32 --layouts contiguous",
+    }
+    res = subprocess.run(["bash", str(repo / "examples" / "gpu_session.sh")], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    log = (out / "log.txt").read_text()
+    for stage in ("train", "tests", "bench fp32", "variants"):
+        assert f"== {stage}: rc=0 in" in log, log[-3000:]
+    assert "chunk done: step 8/8" in log and "1 skipped" in log  # the CUDA test is skipped on CPU, not missed
+    assert '"precision": "fp32"' in log and '"ms_per_frame"' in log
+    returned = list(out.iterdir())
+    assert len(returned) <= 8 and (out / "model.safetensors.shards.json").is_file()

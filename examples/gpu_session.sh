@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One call of a lent GPU machine (README, "A GPU session"): a training chunk of the kit's run, the CUDA tests, the
+# whole pipeline's speed per precision and the network's speed per layout, all written to "$OUT/log.txt" beside the
+# chunk's weight shards. Every stage has its own time limit, so one that hangs costs its limit and not the call.
+#
+#   device tool: carry [".kit", ".whl"], timeout_s 590, command: bash examples/gpu_session.sh
+#
+# Settings (environment), with the defaults a GPU session uses; tests/test_kit.py runs it on CPU with tiny ones:
+#   KIT, RUN, WHEELS  the kit folder, the run folder on the machine, and the folder of wheels to install there
+#   TRAIN_MINUTES  training time of the chunk (5.5: the whole call then takes about 9 minutes on an H200)
+#   DEVICE, MODEL, SIZE, PRECISIONS   what `stvup bench` and examples/speed_variants.py time
+#   TESTS          pytest -k expression of the tests to run (empty: none)
+#   PYTHON         the interpreter (python3)
+#   VARIANTS       extra arguments of examples/speed_variants.py (compiling is left out: it took over 95 s there)
+set -u
+: "${OUT:?OUT must name the folder whose files come back}"
+: "${KIT:=.kit}" "${RUN:=runs/gpu}" "${WHEELS:=.whl}" "${TRAIN_MINUTES:=5.5}"
+: "${DEVICE:=cuda}" "${MODEL:=stvun}" "${SIZE:=960x540}" "${PYTHON:=python3}"
+: "${PRECISIONS:=bf16 fp16 fp32}" "${TESTS:=cuda or gpu}" "${VARIANTS:=--compile off}"
+export PYTHONUNBUFFERED=1
+log="$OUT/log.txt"
+
+stage() {  # stage NAME SECONDS COMMAND...: run under a limit, log its exit status and duration
+  local name=$1 limit=$2 began
+  shift 2
+  began=$(date +%s)
+  echo "== $name" >>"$log"
+  timeout "$limit" "$@" >>"$log" 2>&1
+  echo "== $name: rc=$? in $(($(date +%s) - began)) s" >>"$log"
+}
+
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; nproc
+  "$PYTHON" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"
+} >>"$log" 2>&1
+
+# The chunk needs no PyAV (the pack is read with OpenCV); the limit leaves a minute for start-up and the shards.
+stage train $(awk "BEGIN { print int($TRAIN_MINUTES * 60 + 60) }") \
+  "$PYTHON" -m stvup kit chunk --kit "$KIT" --run "$RUN" --out "$OUT" --minutes "$TRAIN_MINUTES" --device "$DEVICE"
+
+# The rest reads and writes video: PyAV's wheel travels in $WHEELS where the machine lacks it.
+if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$WHEELS"/*.whl >>"$log" 2>&1
+  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # examples/ import stvup from the working tree
+fi
+if [ -n "$TESTS" ]; then
+  stage tests 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests -k "$TESTS"
+fi
+for precision in $PRECISIONS; do
+  stage "bench $precision" 45 "$PYTHON" -m stvup bench --device "$DEVICE" --model "$MODEL" --size "$SIZE" --frames 8 \
+    --precision "$precision" --no-baseline --json
+done
+# shellcheck disable=SC2086 # VARIANTS is a list of arguments
+stage variants 100 "$PYTHON" examples/speed_variants.py --device "$DEVICE" --model "$MODEL" --size "$SIZE" \
+  --budget 60 $VARIANTS
+tail -c 4000 "$log"

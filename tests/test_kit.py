@@ -183,7 +183,7 @@ def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
 
     cfg = TrainConfig(data=[], **DEFAULT_SETTINGS)
     assert cfg.freeze_flow and not cfg.flow_reset and cfg.flow_steps == 0
-    assert cfg.ema_decay == 0.999  # the weights that come back are the moving average (measured better on CPU)
+    assert cfg.ema_decay == 0.998  # the weights that come back are the moving average (measured better on CPU)
     assert (Path(__file__).resolve().parents[1] / cfg.init).is_file()  # the kit carries the shipped weights
 
 

@@ -36,7 +36,7 @@ from .hardware import PRECISIONS, resolve_device, resolve_precision
 from .model import STVUN, TwoStream
 from .model.twostream import STREAMS, TIME_MODES
 from .shots import DEFAULT_THRESHOLD, ShotDetector
-from .tiling import balanced_tile, choose_tile, is_out_of_memory, memory_budget, parse_tile, ramp_weight, tile_spans
+from .tiling import TileCanvas, choose_tile, is_out_of_memory, memory_budget, parse_tile, tile_boxes
 from .timing import times_in_interval
 
 __all__ = ["OutputFrame", "Upscaler", "reflect"]
@@ -194,14 +194,6 @@ class Upscaler:
 
     # -- one window ------------------------------------------------------------------------------------------------
 
-    def _tiles(self, hh: int, ww: int) -> list[tuple[int, int, int, int]]:
-        if self.tile is None:
-            return [(0, hh, 0, ww)]
-        m = self.model.size_multiple
-        th, tw = (balanced_tile(n, self.tile, self.overlap, m) for n in (hh, ww))
-        return [(y0, y1, x0, x1) for y0, y1 in tile_spans(hh, th, self.overlap)
-                for x0, x1 in tile_spans(ww, tw, self.overlap)]  # fmt: skip
-
     def _window(
         self,
         frames: list[torch.Tensor],
@@ -235,26 +227,14 @@ class Upscaler:
     ) -> list[torch.Tensor]:
         """Outputs (``T_in = times``, 0 meaning the centre frame) of one window, full padded size."""
         _, _, hh, ww = frames[HALF].shape
-        s = self.model.scale
-        tiles = self._tiles(hh, ww)
-        single = len(tiles) == 1
-        outs = [None] * len(times) if single else [torch.zeros(1, 3, hh * s, ww * s, device=self.device) for _ in times]
-        weight = None if single else torch.zeros(1, 1, hh * s, ww * s, device=self.device)
-        for k, (y0, y1, x0, x1) in enumerate(tiles):
-            crops = [f[:, :, y0:y1, x0:x1] for f in frames]
-            results = self._ensemble(crops, ids, k, cache, times)
-            if single:
-                outs = [r.float() for r in results]
-                continue
-            wy = ramp_weight(y1 - y0, self.overlap * s // 2, y0 > 0, y1 < hh)
-            wx = ramp_weight(x1 - x0, self.overlap * s // 2, x0 > 0, x1 < ww)
-            wy = F.interpolate(wy.view(1, 1, -1, 1), scale_factor=(s, 1), mode="nearest").view(-1)
-            wx = F.interpolate(wx.view(1, 1, 1, -1), scale_factor=(1, s), mode="nearest").view(-1)
-            wt = (wy[:, None] * wx[None, :]).to(self.device)
-            weight[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += wt
-            for o, r in zip(outs, results):
-                o[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += r.float() * wt
-        return outs if single else [o / weight for o in outs]
+        boxes = tile_boxes(hh, ww, self.tile, self.overlap, self.model.size_multiple)
+        if len(boxes) == 1:
+            return [r.float() for r in self._ensemble(frames, ids, 0, cache, times)]
+        canvas = TileCanvas(len(times), hh, ww, self.model.scale, self.overlap, self.device)
+        for k, box in enumerate(boxes):
+            y0, y1, x0, x1 = box
+            canvas.add(box, self._ensemble([f[:, :, y0:y1, x0:x1] for f in frames], ids, k, cache, times))
+        return canvas.frames()
 
     def _ensemble(
         self, crops: list[torch.Tensor], ids: list[int], k: int, cache: dict, times: list[float]

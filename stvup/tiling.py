@@ -26,6 +26,7 @@ from .errors import UsageError
 
 __all__ = [
     "SWEET",
+    "TileCanvas",
     "balanced_tile",
     "choose_tile",
     "estimate_bytes",
@@ -33,6 +34,7 @@ __all__ = [
     "memory_budget",
     "parse_tile",
     "ramp_weight",
+    "tile_boxes",
     "tile_spans",
 ]
 
@@ -40,6 +42,7 @@ SWEET = 256  # the largest tile side (input pixels): with balanced tiles, the fa
 WHOLE = 72_000  # input pixels up to which frames stay whole (about one tile; a 540p output's input is 32,400)
 CPU_CAP = 2 << 30  # bytes: the most a CPU run should take
 OVERLAP = 16
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows and columns of a tile in the input frame
 
 # Peak bytes above the loaded model while one window runs: (fixed, per input pixel of the piece), measured on CPU
 # with 4-frame streams at 64², 128² and 256² input (fixed: the model's buffers, output accumulators not included).
@@ -137,3 +140,36 @@ def ramp_weight(length: int, ramp: int, lead: bool, trail: bool) -> torch.Tensor
     if trail:
         w[length - r :] = torch.minimum(w[length - r :], edge.flip(0))
     return w
+
+
+def tile_boxes(height: int, width: int, tile: int | None, overlap: int, multiple: int) -> list[Box]:
+    """The ``(y0, y1, x0, x1)`` input boxes that cover a ``height × width`` frame with tiles of at most ``tile``
+    pixels a side (balanced: as few as needed, each only as large as that takes); one box without a tile."""
+    if tile is None:
+        return [(0, height, 0, width)]
+    th, tw = (balanced_tile(n, tile, overlap, multiple) for n in (height, width))
+    return [(y0, y1, x0, x1) for y0, y1 in tile_spans(height, th, overlap)
+            for x0, x1 in tile_spans(width, tw, overlap)]  # fmt: skip
+
+
+class TileCanvas:
+    """Assembles ``count`` output frames ``(1, 3, s·H, s·W)`` from the outputs of overlapping tiles: each tile's
+    output is weighted by linear ramps across the overlaps it shares, so the seams blend away."""
+
+    def __init__(self, count: int, height: int, width: int, scale: int, overlap: int, device: torch.device) -> None:
+        self.height, self.width, self.scale, self.ramp = height, width, scale, overlap * scale // 2
+        self.sums = [torch.zeros(1, 3, height * scale, width * scale, device=device) for _ in range(count)]
+        self.weight = torch.zeros(1, 1, height * scale, width * scale, device=device)
+
+    def add(self, box: Box, outputs: list[torch.Tensor]) -> None:
+        """Adds one tile's outputs (in the order of the frames), ``box`` being its input box."""
+        (y0, y1, x0, x1), s = box, self.scale
+        wy = ramp_weight(y1 - y0, self.ramp, y0 > 0, y1 < self.height).repeat_interleave(s)
+        wx = ramp_weight(x1 - x0, self.ramp, x0 > 0, x1 < self.width).repeat_interleave(s)
+        wt = (wy[:, None] * wx[None, :]).to(self.weight.device)
+        self.weight[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += wt
+        for total, out in zip(self.sums, outputs):
+            total[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += out.float() * wt
+
+    def frames(self) -> list[torch.Tensor]:
+        return [total / self.weight for total in self.sums]

@@ -2,11 +2,12 @@
 
 python examples/speed_variants.py --device cuda --model stvun --size 960x540 --out variants.json
 
-Made for a session that is lent a GPU (README, "A GPU session"; examples/gpu_session.sh runs it): it needs PyTorch
-and stvup only, not PyAV, so it runs on the GPU machine as that machine comes. The frames are synthetic and the weights random: speed
-does not depend on either. Each variant warms up first (compiling, cuDNN's autotuning), then streams ``--frames``
-input frames at ``--time``; the timing includes moving frames to the device and the results back, as in a real run.
-Results are written after every variant, so a run cut short by ``--budget`` (seconds) still reports what it did.
+Made for a session that is lent a GPU (README, "A GPU session"; examples/gpu_session.sh runs it): it needs PyTorch and
+stvup only, not PyAV, so it runs on the GPU machine as that machine comes. The frames are synthetic and the weights
+random: speed does not depend on either. Each variant warms up first (compiling, cuDNN's autotuning), then streams
+``--frames`` input frames at ``--time``; the timing includes moving frames to the device and the results back, as in a
+real run. Results are written after every variant, so a run cut short by ``--budget`` (seconds) still reports what it
+did.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ import torch
 from stvup.data.degrade import Degradation
 from stvup.data.feeds import build_feeds
 from stvup.data.feeds import report as report_feeds
+from stvup.data.prefetch import Prefetch, prefetch_workers
+from stvup.data.sampler import Batch
 from stvup.data.sources import Clip, load_clips
 from stvup.ema import WeightEMA
 from stvup.errors import UsageError
@@ -115,6 +117,7 @@ def train(
     on_progress: Callable[[TrainProgress], None] | None = None,
     on_message: Callable[[str], None] | None = None,
     time_limit: float | None = None,
+    prefetch: int | None = None,
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) a training run; returns where its results are.
 
@@ -125,7 +128,8 @@ def train(
     (tests, the GPU kit), instead of reading ``config.data`` / ``config.unlabeled``. ``time_limit``: stop after
     this many seconds of training in this call, with a checkpoint and the weights written as at the end
     (``TrainResult.finished`` is then False; ``resume`` continues), so that a run can be cut into chunks that each
-    fit a time slot.
+    fit a time slot. ``prefetch``: threads that draw the next steps' batches meanwhile (None: two on a GPU, none on
+    a CPU; :mod:`stvup.data.prefetch`); the batches are the same either way.
     """
     say = on_message or (lambda _msg: None)
     start_step, ckpt = 0, None
@@ -231,8 +235,14 @@ def train(
     last_logged: dict[str, float] = {}
     step = start_step
     began = time.perf_counter()
+
+    def draw(step: int) -> tuple[Batch, torch.Tensor | None]:
+        at = config.stage(step)
+        return feeds.draw(step, at, config.patch if at == 1 else config.patch2, config.batch_size, unlabeled_batch)
+
+    workers = prefetch_workers(device) if prefetch is None else prefetch
     try:
-        with log_path.open("a") as log:
+        with Prefetch(draw, workers, config.total_steps) as batches, log_path.open("a") as log:
             while step < config.total_steps:
                 if config.stage(step) != stage:
                     # Stage 2 trains every part, PWC-Net included unless frozen, with a fresh optimiser at its rate.
@@ -241,18 +251,15 @@ def train(
                 lr = config.learning_rate(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                patch = config.patch if stage == 1 else config.patch2
+                batch, extra = batches.get(step)
+                batch, extra = batch.to(device), None if extra is None else extra.to(device)
                 if stage == 0:
-                    batch = feeds.flow.batch(step, config.batch_size).to(device)
                     # The occlusion check joins halfway through stage 0, once the flow is no longer noise.
                     occlusion = step >= config.flow_steps // 2
                     loss, terms = flow_step(model, batch, autocast, config.flow_smooth, occlusion)
                 elif two:
-                    batch = feeds.batch(step, patch, config.batch_size).to(device)
-                    extra = feeds.unlabeled_lr(step, patch, unlabeled_batch, device) if stage == 2 else None
                     loss, terms = two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
                 else:
-                    batch = feeds.batch(step, patch, config.batch_size).to(device)
                     loss, terms = training_step(model, batch, stage, weights, autocast, config.lambda_c)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate")

@@ -37,15 +37,26 @@ class Feeds:
         """The labeled batch of ``step`` at LR patch size ``patch``."""
         return self.labeled[patch].batch(step, size)
 
-    def unlabeled_lr(self, step: int, patch: int, size: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
-        """``(2, size, 3, p, p)`` unlabeled LR pairs for ``step`` on ``device``, from a source picked in proportion to
-        its windows; None when the run has no unlabeled footage."""
+    def draw(
+        self, step: int, stage: int, patch: int, size: int, unlabeled: int = 0
+    ) -> tuple[Batch, torch.Tensor | None]:
+        """Everything training step ``step`` of ``stage`` takes, on the CPU: stage 0's flow pairs or the labeled
+        batch at ``patch``, and in stage 2 ``unlabeled`` LR pairs (None without them). What
+        :class:`~stvup.data.prefetch.Prefetch` draws ahead."""
+        if stage == 0:
+            return self.flow.batch(step, size), None
+        extra = self.unlabeled_lr(step, patch, unlabeled) if stage == 2 and unlabeled else None
+        return self.batch(step, patch, size), extra
+
+    def unlabeled_lr(self, step: int, patch: int, size: int) -> torch.Tensor | None:
+        """``(2, size, 3, p, p)`` unlabeled LR pairs for ``step``, from a source picked in proportion to its
+        windows; None when the run has no unlabeled footage."""
         sources = self.unlabeled.get(patch, [])
         if not sources or size < 1:
             return None
         sizes = np.array([src.windows for src in sources], dtype=np.float64)
         pick = int(np.random.default_rng([self.seed, step, 31]).choice(len(sources), p=sizes / sizes.sum()))
-        return sources[pick].batch(step, size).lr.to(device)
+        return sources[pick].batch(step, size).lr
 
 
 def build_feeds(

@@ -44,8 +44,6 @@ class Prefetch(Generic[T]):
         for ahead in range(step + 1, step + 1 + self._ahead):
             if (self._end is None or ahead < self._end) and ahead not in self._pending:
                 self._pending[ahead] = self._pool.submit(self._draw, ahead)
-        for stale in [k for k in self._pending if k < step]:  # steps that will not be asked for again
-            self._pending.pop(stale).cancel()
         return future.result()
 
     def close(self) -> None:

@@ -90,7 +90,7 @@ def info(input_path: Path | None, as_json: bool) -> None:
     if data["weights"]:
         for w in data["weights"]:
             tag = " (default)" if w["default"] else ""
-            console.print(f"weights: {w['path']}{tag}, {w['model']}, {w['megabytes']} MB")
+            console.print(f"weights: {w['path']}{tag}, {w['model']}, {w['grid']} grid, {w['megabytes']} MB")
     else:
         console.print("weights: none shipped yet; pass --weights PATH to upscale (see README)")
 
@@ -216,9 +216,9 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
 @click.option("--model", "model_name", default=None, help="Model variant. Default: the weights' (or stvun).")
 @click.option(
     "--weights",
-    type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Checkpoint; without one (and no shipped weights) the model runs with random weights.",
+    metavar="PATH|NAME",
+    help="Checkpoint or shipped name; without one (and no shipped weights) the model runs with random weights.",
 )
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option(

@@ -55,9 +55,10 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
         ),
         "weights": click.option(
             "--weights",
-            type=click.Path(exists=True, dir_okay=False),
             default=None,
-            help="Checkpoint (.safetensors or .pth). Default: the shipped weights.",
+            metavar="PATH|NAME",
+            help="Checkpoint (.safetensors or .pth), or the name of shipped weights (paper: the paper's protocol). "
+            "Default: the shipped default weights.",
         ),
         "device": click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
         "precision": click.option(

@@ -159,22 +159,41 @@ def _stride(ctx, param, value):
 @click.option(
     "--degradation",
     "kernel",
-    type=click.Choice(["duf", "bicubic", "mixed"]),
+    type=click.Choice(["duf", "bicubic", "area", "lanczos", "bilinear", "mixed", "real"]),
     default="duf",
-    help="Downsampling: the paper's Gaussian (duf), antialiased bicubic, or either at random.",
+    help="Downsampling: the paper's Gaussian (duf); antialiased bicubic, area, lanczos or bilinear on the block-centre "
+    "grid of real video; mixed (duf or bicubic); or real: the real-video mix (a random one of the four, mild blur, "
+    "sensor noise, H.264 or MPEG-2, 4:2:0 chroma), whose strengths below apply unless given.",
 )
 @click.option(
     "--noise",
     type=click.FloatRange(min=0),
-    default=0.0,
-    help="Largest Gaussian noise σ (8-bit levels) added to LR inputs.",
+    default=None,
+    help="Largest noise σ (8-bit levels) added to LR inputs. Default: 0; 4 with --degradation real.",
 )
-@click.option("--crf", default=None, callback=_crf_range, help="H.264 compression of LR inputs, e.g. 18-35.")
+@click.option(
+    "--crf",
+    default=None,
+    callback=_crf_range,
+    help="H.264 compression of LR inputs, e.g. 18-35. Default: none; 15-35 with --degradation real.",
+)
 @click.option(
     "--degrade-probability",
     type=click.FloatRange(0, 1),
-    default=1.0,
-    help="Share of samples that get noise/compression.",
+    default=None,
+    help="Share of samples that get noise/compression. Default: 1; 0.8 with --degradation real.",
+)
+@click.option(
+    "--blur",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of samples mildly blurred (σ 0.3-1 HR px) before the reduction. Default: 0; 0.25 with real.",
+)
+@click.option(
+    "--mpeg2",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of compressed samples that go through MPEG-2 (as DVDs) instead of H.264. Default: 0; 0.15 with real.",
 )
 @click.option("--no-augment", is_flag=True, help="No flips, rotations or reversed order.")
 @click.option("--max-frames", type=click.IntRange(min=7), default=None, help="Decode at most this many per source.")
@@ -234,6 +253,8 @@ def train(
     noise,
     crf,
     degrade_probability,
+    blur,
+    mpeg2,
     no_augment,
     max_frames,
     seed,
@@ -246,8 +267,14 @@ def train(
     quiet,
 ) -> None:
     """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 is refused)."""
+    from .data.degrade import REAL_VIDEO, Degradation
     from .runs import TrainConfig, load_training_checkpoint, resume_config
     from .training import train as run_training
+
+    mix = REAL_VIDEO if kernel == "real" else Degradation(kernel)  # the strengths an option left unsaid takes
+    noise, crf = mix.noise if noise is None else noise, mix.crf if crf is None else crf
+    degrade_probability = mix.probability if degrade_probability is None else degrade_probability
+    blur, mpeg2 = mix.blur if blur is None else blur, mix.mpeg2 if mpeg2 is None else mpeg2
 
     values = dict(
         data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
@@ -257,7 +284,8 @@ def train(
         pretrain_steps=pretrain_steps, steps=steps,
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
-        noise=noise, crf=crf, degrade_probability=degrade_probability, augment=not no_augment,
+        noise=noise, crf=crf, degrade_probability=degrade_probability, blur=blur, mpeg2=mpeg2,
+        chroma=mix.chroma, augment=not no_augment,
         max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
         checkpoint_every=checkpoint_every, log_every=log_every,
     )  # fmt: skip

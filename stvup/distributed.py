@@ -91,7 +91,7 @@ def batch_on_ray(
     from .timing import output_rate, parse_rate
     from .video.formats import default_codec
     from .video.trim import Span
-    from .weights import checkpoint_model_name, default_weights_path, load_checkpoint
+    from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, resolve_weights, weights_grid
 
     ray = _import_ray()
     inputs = find_inputs(in_dir)
@@ -101,7 +101,7 @@ def batch_on_ray(
     seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
     out_root = Path(out_dir)
     out_root.mkdir(parents=True, exist_ok=True)
-    path = weights if weights is not None else default_weights_path()
+    path = resolve_weights(weights) if weights is not None else default_weights_path()
     if path is None:
         raise UsageError("no weights: pass --weights PATH")
     state = load_checkpoint(path)
@@ -113,7 +113,8 @@ def batch_on_ray(
     gpus = int(ray.cluster_resources().get("GPU", 0))
     count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
     options = {"device": "cuda" if gpus else device, "precision": precision, "space": space, "tile": tile,
-               "stream": stream, "time_mode": time_mode, "compile": compile, "ensemble": ensemble}  # fmt: skip
+               "stream": stream, "time_mode": time_mode, "compile": compile, "ensemble": ensemble,
+               "grid": weights_grid(path)}  # fmt: skip
     Actor = actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.

@@ -34,12 +34,13 @@ ENSEMBLE_SIZES = (1, 2, 4, 8)
 class Symmetry:
     """One symmetry of the square on ``(b, c, h, w)`` tensors: flip the listed axes, then transpose if asked.
 
-    A flip is not exact on its own: the network places LR pixel ``i`` on output pixel ``scale · i`` (the DUF grid
-    it was trained on, :func:`stvup.data.degrade.duf_downsample`), not on the centre of a ``scale``-pixel block,
-    so a flipped picture comes back ``scale − 1`` output pixels off. :meth:`forward` therefore extends each
-    flipped axis by ``pad`` replicated pixels at its end, and :meth:`inverse` cuts the output ``scale − 1`` pixels
-    further in; transposing keeps the grid and needs neither. Without this correction two copies scored 1.25 dB
-    below one on Vid4's ``city``.
+    A flip is exact only on the block-centre grid of real video, where LR pixel ``i`` sits on the centre of its
+    ``scale``-pixel block. A network trained on the paper's DUF grid places LR pixel ``i`` on output pixel
+    ``scale · i`` (:func:`stvup.data.degrade.duf_downsample`), so a flipped picture comes back ``scale − 1``
+    output pixels off. :meth:`forward` therefore extends each flipped axis by ``pad`` replicated pixels at its end,
+    and :meth:`inverse` cuts the output from the start of the extension, ``scale − 1`` pixels further in on the DUF
+    grid; transposing keeps either grid and needs neither. Without this correction two copies of DUF-grid weights
+    scored 1.25 dB below one on Vid4's ``city``.
     """
 
     flip: tuple[int, ...] = ()  # tensor dims: 2 is rows (vertical flip), 3 is columns (horizontal flip)
@@ -53,15 +54,16 @@ class Symmetry:
             x = F.pad(x, (0, right, 0, bottom), mode="replicate").flip(self.flip)
         return x.transpose(2, 3) if self.transpose else x
 
-    def inverse(self, y: torch.Tensor, pad: int, scale: int) -> torch.Tensor:
-        """An output of the moved picture (``scale`` times its size) moved back onto the original's grid."""
+    def inverse(self, y: torch.Tensor, pad: int, scale: int, grid: str = "duf") -> torch.Tensor:
+        """An output of the moved picture (``scale`` times its size) moved back onto the original's ``grid``
+        (``duf`` or ``block-centre``, the grid the weights were trained for)."""
         if self.transpose:
             y = y.transpose(2, 3)
         if not self.flip:
             return y
         y = y.flip(self.flip)
         for dim in self.flip:
-            y = y.narrow(dim, scale - 1, y.shape[dim] - scale * pad)
+            y = y.narrow(dim, scale - 1 if grid == "duf" else 0, y.shape[dim] - scale * pad)
         return y
 
 

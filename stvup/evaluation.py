@@ -1,13 +1,24 @@
-"""Quality evaluation with the STVUN paper's protocol (section 4.1), side by side with the alternatives.
+"""Quality evaluation with the STVUN paper's protocol (section 4.1) or real video's, side by side with the
+alternatives.
 
-For every clip the even-numbered frames are degraded (the paper's Gaussian ×scale, :func:`duf_downsample`, rounded
-to 8 bits) and fed in; the ×2-time output is compared with every ground-truth frame from the first to the last
-input: the even ("kept") frames score the spatial path, the odd ("new") frames the space-time path (T_in = 0.5).
+Two protocols (:class:`Protocol`) make the LR input from HR ground truth:
+
+* ``paper``: the paper's Gaussian ×scale (:func:`duf_downsample`, LR pixel i on HR pixel scale·i), rounded to 8 bits.
+* ``real``: as cameras, phones and transcoders make low-resolution video: an antialiased bicubic (or area) reduction
+  on the block-centre grid, then H.264 (yuv420p, x264's ``medium`` preset) at a CRF (0 keeps only the 4:2:0 chroma;
+  23 is the common web case; COMISR reports 15, 25 and 35). The baseline that counts here is ``bicubic``, which
+  plain players and scalers use and which is on the right grid.
+
+For every clip the even-numbered frames are degraded and fed in; the ×2-time output is compared with every
+ground-truth frame from the first to the last input: the even ("kept") frames score the spatial path, the odd
+("new") frames the space-time path (T_in = 0.5).
 ``time = N`` generalises it to ×N time: every N-th frame is input, and the N − 1 frames between two inputs are new
 (T_in = j/N), scored together and per time (parts ``t=j/N``), since a network trained at T_in = 1/2 may do well
 there and badly at 1/4.
 PSNR and SSIM are measured on RGB and on Y (:mod:`stvup.metrics`), with ``crop`` border pixels left out, per frame,
-then averaged per clip, and the clip means averaged into the table's mean.
+then averaged per clip, and the clip means averaged into the table's mean. Each method's **best global shift** is
+measured too (:func:`best_shift`): the whole-pixel offset of its output that matches the ground truth best, which
+is 0 for an output on the right grid.
 
 Methods (names for ``methods``; they live in :mod:`stvup.eval_methods`):
 
@@ -35,10 +46,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stvup.data.degrade import duf_downsample
+from stvup.data.degrade import compress_clip, duf_downsample, quantize, reduce
 from stvup.errors import InputError, OutputError, UsageError
 from stvup.eval_methods import output_length, run_method
-from stvup.metrics import psnr, ssim
+from stvup.metrics import psnr, ssim, to_y
 from stvup.model import TwoStream
 from stvup.pipeline import Upscaler
 from stvup.video import FRAME_EXTENSIONS, iter_frames
@@ -62,6 +73,50 @@ MODEL_METHODS = frozenset({"stvup", "v-f", "f-v", "ts", "st", "avg"})
 STVUN_ONLY = frozenset({"v-f", "f-v"})
 TWO_STREAM_ONLY = frozenset({"ts", "st", "avg"})
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+PAPER_METHODS = DEFAULT_METHODS
+REAL_METHODS = ("stvup", "bicubic", "ffmpeg")
+REAL_CRFS = (0, 23, 32)
+SHIFT_RANGE = 3  # output pixels searched each way by best_shift
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How LR input is made from ground truth: ``paper`` (DUF Gaussian) or ``real`` (``reduction`` ``bicubic`` or
+    ``area``, antialiased on the block-centre grid, then H.264 yuv420p at ``crf``; ``crf=None`` keeps 8-bit RGB)."""
+
+    name: str = "paper"
+    reduction: str = "bicubic"
+    crf: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in ("paper", "real"):
+            raise UsageError(f"unknown protocol {self.name!r}; use paper or real")
+        if self.reduction not in ("bicubic", "area"):
+            raise UsageError(f"unknown reduction {self.reduction!r}; use bicubic or area")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise UsageError(f"a CRF lies within 0..51, got {self.crf}")
+
+    @property
+    def label(self) -> str:
+        if self.name == "paper":
+            return "paper (gaussian 13x13 sigma=0.4*scale, subsample: DUF)"
+        codec = "8-bit RGB" if self.crf is None else f"H.264 yuv420p CRF {self.crf}"
+        return f"real ({self.reduction} antialiased, block-centre grid; {codec})"
+
+    @property
+    def default_methods(self) -> tuple[str, ...]:
+        return PAPER_METHODS if self.name == "paper" else REAL_METHODS
+
+    def degrade(self, frames: Sequence[np.ndarray], scale: int) -> list[np.ndarray]:
+        """LR input of HR ``frames`` (uint8 ``(h, w, 3)``, multiples of ``scale``), uint8 ``(h/s, w/s, 3)``."""
+        if self.name == "paper":
+            return degrade_frames(frames, scale)
+        hr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+        lr = quantize(reduce(hr, scale, self.reduction))
+        if self.crf is not None:
+            # The clip is encoded as one stream, as a transcoder would: I, P and B frames, x264's default preset.
+            lr = compress_clip(lr, self.crf, preset="medium")
+        return list((lr * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
 @dataclass
@@ -81,6 +136,7 @@ class EvalReport:
     scores: dict[str, dict[str, dict[str, dict[str, float]]]]
     protocol: dict[str, object] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    shifts: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     def mean(self, method: str, part: str, metric: str) -> float:
         values = [self.scores[method][c][part][metric] for c in self.clips if c in self.scores.get(method, {})]
@@ -94,7 +150,7 @@ class EvalReport:
         means = {m: {p: {k: self.mean(m, p, k) for k in METRICS} for p in self.parts()}
                  for m in self.methods if m in self.scores}  # fmt: skip
         return {"protocol": self.protocol, "methods": self.methods, "clips": self.clips, "mean": means,
-                "per_clip": self.scores, "errors": self.errors}  # fmt: skip
+                "per_clip": self.scores, "best_shift": self.shifts, "errors": self.errors}  # fmt: skip
 
     def to_markdown(self) -> str:
         """Two tables: the means (Y and RGB; kept, new, all frames) and the Y scores of every clip."""
@@ -124,6 +180,12 @@ class EvalReport:
                 if m in self.scores:
                     cells = [f"{self.mean(m, p, 'psnr_y'):.2f} / {self.mean(m, p, 'ssim_y'):.4f}" for p in phases]
                     lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        if self.shifts:
+            lines += ["", "| method | best global shift (dy, dx), output pixels, per clip |", "|---|---|"]
+            for m in self.methods:
+                if self.shifts.get(m):
+                    cells = ", ".join(f"{c} ({dy}, {dx})" for c, (dy, dx) in self.shifts[m].items())
+                    lines.append(f"| {m} | {cells} |")
         for m, why in self.errors.items():
             lines.append(f"\n{m} failed: {why}")
         if time == 2:
@@ -132,6 +194,8 @@ class EvalReport:
             frames = f"×{time} time; kept = frames 0, {time}, {2 * time}, … (inputs), new = the rest (T_in = j/{time})"
         crop, scale = self.protocol.get("crop"), self.protocol.get("scale")
         note = f"PSNR (dB) / SSIM, borders of {crop} px cropped; ×{scale} space, {frames}."
+        if self.protocol.get("degradation"):
+            note += f" Input: {self.protocol['degradation']}."
         if (self.protocol.get("ensemble") or 1) > 1:
             note += f" The model's passes averaged over {self.protocol['ensemble']} mirrored copies (--ensemble)."
         return note + "\n\n" + "\n".join(lines) + "\n"
@@ -213,6 +277,27 @@ def score_frames(
     return {p: {k: float(np.mean([f[k] for f in fs])) for k in METRICS} for p, fs in parts.items() if fs}
 
 
+def best_shift(
+    outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int, most: int = SHIFT_RANGE, frames: int = 8
+) -> tuple[int, int]:
+    """The whole-pixel offset ``(dy, dx)`` at which ``outputs`` match ``truth`` best (least mean squared Y error over
+    up to ``frames`` evenly spread frames, offsets up to ``most`` pixels each way): ``(0, 0)`` for an output on the
+    right grid. Output pixel ``(y + dy, x + dx)`` is compared with ground-truth pixel ``(y, x)``."""
+    pick = np.unique(np.linspace(0, min(len(outputs), len(truth)) - 1, frames).round().astype(int))
+    margin = max(crop, most)
+    errors = np.zeros((2 * most + 1, 2 * most + 1))
+    for i in pick:
+        out, gt = to_y(outputs[i]).numpy(), to_y(truth[i]).numpy()
+        h, w = gt.shape
+        ref = gt[margin : h - margin, margin : w - margin]
+        for a, dy in enumerate(range(-most, most + 1)):
+            for b, dx in enumerate(range(-most, most + 1)):
+                moved = out[margin + dy : h - margin + dy, margin + dx : w - margin + dx]
+                errors[a, b] += float(np.mean((moved - ref) ** 2))
+    a, b = np.unravel_index(int(np.argmin(errors)), errors.shape)
+    return int(a) - most, int(b) - most
+
+
 def evaluate(
     clips: Sequence[str | os.PathLike],
     *,
@@ -222,9 +307,11 @@ def evaluate(
     crop: int | None = None,
     max_frames: int | None = None,
     time: int = 2,
+    protocol: Protocol | None = None,
     on_progress: Callable[[EvalProgress], None] | None = None,
 ) -> EvalReport:
-    """Evaluate ``methods`` on ``clips`` (videos or frame folders of HR ground truth) with the paper's protocol.
+    """Evaluate ``methods`` on ``clips`` (videos or frame folders of HR ground truth) with ``protocol`` (default: the
+    paper's; :class:`Protocol` ``("real", crf=23)`` for web video).
 
     ``upscaler`` runs the model methods (``stvup``, ``v-f``, ``f-v``; ``ts``, ``st``, ``avg`` for a two-stream
     model); ``methods`` defaults to :data:`DEFAULT_METHODS`, or :data:`TWO_STREAM_METHODS` for a two-stream model.
@@ -232,9 +319,10 @@ def evaluate(
     frames new; N: every N-th frame in). A method that fails (e.g. no FFmpeg binary) is reported in ``errors``
     and left out, not fatal.
     """
+    protocol = protocol or Protocol()
     if methods is None:
         two = upscaler is not None and isinstance(upscaler.model, TwoStream)
-        methods = TWO_STREAM_METHODS if two else DEFAULT_METHODS
+        methods = TWO_STREAM_METHODS if two else protocol.default_methods
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
@@ -253,7 +341,9 @@ def evaluate(
     crop = scale if crop is None else crop
     names = [_clip_name(Path(c)) for c in clips]
     report = EvalReport(list(methods), names, {m: {} for m in methods}, protocol={
-        "scale": scale, "time": time, "crop": crop, "degradation": "gaussian 13x13 sigma=0.4*scale, subsample (DUF)",
+        "scale": scale, "time": time, "crop": crop, "degradation": protocol.label, "protocol": protocol.name,
+        "reduction": protocol.reduction if protocol.name == "real" else None,
+        "crf": protocol.crf if protocol.name == "real" else None,
         "input": "even frames" if time == 2 else f"frames 0, {time}, {2 * time}, …", "y": "BT.601 studio range",
         "max_frames": max_frames,
         "ensemble": len(upscaler.ensemble) if upscaler is not None else None,
@@ -263,7 +353,7 @@ def evaluate(
         if len(hr) < time + 1:
             raise InputError(str(path), f"has {len(hr)} frames; the protocol at ×{time} time needs at least {time + 1}")
         hr = [f[: f.shape[0] - f.shape[0] % scale, : f.shape[1] - f.shape[1] % scale] for f in hr]
-        lr = degrade_frames(hr[0::time], scale)
+        lr = protocol.degrade(hr[0::time], scale)
         truth = hr[: output_length(len(lr), time)]
         for method in methods:
             if method in report.errors or method == "avg":
@@ -278,6 +368,7 @@ def evaluate(
                 report.errors[method] = str(exc)
                 continue
             report.scores[method][name] = score_frames(outputs, truth, crop, time)
+            report.shifts.setdefault(method, {})[name] = best_shift(outputs, truth, crop)
         if "avg" in methods:
             for method in ("ts", "st"):
                 if name not in report.scores.get(method, {}):
@@ -286,11 +377,51 @@ def evaluate(
             ts, st = report.scores["ts"][name], report.scores["st"][name]
             report.scores["avg"][name] = {p: {k: (ts[p][k] + st[p][k]) / 2 for k in METRICS} for p in ts}
     report.scores = {m: s for m, s in report.scores.items() if s and (m in methods)}
+    report.shifts = {m: s for m, s in report.shifts.items() if m in report.scores}
     return report
+
+
+def evaluate_protocols(clips: Sequence[str | os.PathLike], protocols: Sequence[Protocol], **kwargs) -> list[EvalReport]:
+    """:func:`evaluate` once per protocol (e.g. the real protocol at CRF 0, 23 and 32); ``kwargs`` as there."""
+    return [evaluate(clips, protocol=p, **kwargs) for p in protocols]
+
+
+def gains_markdown(reports: Sequence[EvalReport], method: str = "stvup") -> str:
+    """One row per report (protocol): ``method``'s Y PSNR on kept and new frames, its gain over bicubic + frame
+    blending on the worst clip and on average, its gain over FFmpeg on average, and its best global shifts."""
+    lines = ["| input | kept Y | new Y | vs bicubic, worst clip (kept / new) | vs bicubic, mean | vs FFmpeg, mean "
+             "| best shift |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in reports:
+        if method not in r.scores:
+            continue
+        kept, new = (r.mean(method, p, "psnr_y") for p in ("kept", "new"))
+        cells = [str(r.protocol.get("degradation")), f"{kept:.2f}", f"{new:.2f}"]
+        for base in ("bicubic", "ffmpeg"):
+            if base not in r.scores:
+                cells += ["–", "–"] if base == "bicubic" else ["–"]
+                continue
+            common = [c for c in r.clips if c in r.scores[base] and c in r.scores[method]]
+            gain = {p: [r.scores[method][c][p]["psnr_y"] - r.scores[base][c][p]["psnr_y"] for c in common]
+                    for p in ("kept", "new")}  # fmt: skip
+            if base == "bicubic":
+                cells.append(f"{min(gain['kept']):+.2f} / {min(gain['new']):+.2f}")
+            cells.append(f"{np.mean(gain['kept']):+.2f} / {np.mean(gain['new']):+.2f}")
+        shifts = sorted(set(r.shifts.get(method, {}).values()))
+        cells.append(", ".join(f"({dy}, {dx})" for dy, dx in shifts) or "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _clip_name(path: Path) -> str:
     return path.stem if path.is_file() else path.name
+
+
+def report_texts(report: EvalReport | Sequence[EvalReport]) -> tuple[str, str]:
+    """The Markdown and JSON texts of one report or of several (one per protocol)."""
+    if isinstance(report, EvalReport):
+        return report.to_markdown(), json.dumps(report.to_dict(), indent=2)
+    parts = [gains_markdown(report)] + [f"### {r.protocol.get('degradation')}\n\n{r.to_markdown()}" for r in report]
+    return "\n".join(parts), json.dumps([r.to_dict() for r in report], indent=2)
 
 
 def prepare_report(*paths: str | os.PathLike | None) -> None:
@@ -313,10 +444,16 @@ def prepare_report(*paths: str | os.PathLike | None) -> None:
             raise OutputError(path, "its folder is not writable")
 
 
-def write_report(report: EvalReport, markdown: str | os.PathLike | None, json_path: str | os.PathLike | None) -> None:
-    """Write the Markdown and/or JSON report atomically (making their folders first)."""
+def write_report(
+    report: EvalReport | Sequence[EvalReport],
+    markdown: str | os.PathLike | None,
+    json_path: str | os.PathLike | None,
+) -> None:
+    """Write the Markdown and/or JSON report atomically (making their folders first); several reports (one per
+    protocol) go into one Markdown file after a summary of the gains, and into one JSON list."""
     prepare_report(markdown, json_path)
-    for path, text in ((markdown, report.to_markdown()), (json_path, json.dumps(report.to_dict(), indent=2))):
+    md, data = report_texts(report)
+    for path, text in ((markdown, md), (json_path, data)):
         if path is None:
             continue
         try:

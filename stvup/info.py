@@ -10,7 +10,7 @@ from . import __version__
 from .hardware import resolve_precision
 from .model import MODEL_CONFIGS, STVUN
 from .model.twostream import SPATIAL_MODULES, TEMPORAL_MODULES
-from .weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
+from .weights import GRID_KEY, WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
 
 
 def available_devices() -> list[dict[str, str]]:
@@ -61,6 +61,7 @@ def available_weights() -> list[dict[str, object]]:
                 {
                     "path": str(path),
                     "model": meta.get("stvup_model", "?"),
+                    "grid": meta.get(GRID_KEY, "duf"),
                     "megabytes": round(path.stat().st_size / 2**20, 1),
                     "default": default is not None and path == default,
                 }

@@ -11,7 +11,15 @@ from .errors import UsageError
 from .model import build_model
 from .model.twostream import PREFIX, parse_two_stream_name
 from .pipeline import Upscaler
-from .weights import checkpoint_model_name, default_weights_path, load_checkpoint, load_weights
+from .weights import (
+    WEIGHTS_DIR,
+    checkpoint_model_name,
+    default_weights_path,
+    load_checkpoint,
+    load_weights,
+    resolve_weights,
+    weights_grid,
+)
 
 __all__ = ["load_upscaler"]
 
@@ -30,7 +38,8 @@ def load_upscaler(
     memory_format: str = "auto",
     ensemble: int = 1,
 ) -> Upscaler:
-    """Builds the model for ``weights`` (default: the shipped weights), loads them strictly and wraps them.
+    """Builds the model for ``weights`` (default: the shipped weights; a shipped name such as ``"paper"`` or a
+    path), loads them strictly and wraps them, on the pixel grid their metadata names (:func:`weights_grid`).
 
     ``model`` names the variant when it cannot be read from the file; ``"two-stream"`` asks for a two-stream
     checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
@@ -46,6 +55,7 @@ def load_upscaler(
                 "no weights: this installation ships no default weights; pass --weights PATH "
                 "(a .safetensors or .pth checkpoint, e.g. the authors' STVUN.pth)"
             )
+    weights = resolve_weights(weights)
     state = load_checkpoint(weights)
     name = model if model not in (None, PREFIX) else checkpoint_model_name(weights, state)
     if model == PREFIX and parse_two_stream_name(name) is None:
@@ -56,4 +66,13 @@ def load_upscaler(
         raise UsageError(str(exc.args[0])) from None
     load_weights(net, state)
     return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode,
-                    compile=compile, memory_format=memory_format, ensemble=ensemble)  # fmt: skip
+                    compile=compile, memory_format=memory_format, ensemble=ensemble,
+                    grid=weights_grid(weights))  # fmt: skip
+
+
+def protocol_weights(protocol: str) -> str | None:
+    """The shipped weights an evaluation protocol scores by default: ``paper`` weights (trained on the paper's
+    degradation and grid, so the paper's numbers stay reproducible) for ``paper`` when shipped, else the default."""
+    if protocol == "paper" and (WEIGHTS_DIR / "paper.safetensors").is_file():
+        return str(WEIGHTS_DIR / "paper.safetensors")
+    return None

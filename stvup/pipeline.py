@@ -38,6 +38,7 @@ from .model.twostream import STREAMS, TIME_MODES
 from .shots import DEFAULT_THRESHOLD, ShotDetector
 from .tiling import TileCanvas, choose_tile, is_out_of_memory, memory_budget, parse_tile, tile_boxes
 from .timing import times_in_interval
+from .weights import GRIDS
 
 __all__ = ["OutputFrame", "Upscaler", "reflect"]
 
@@ -77,7 +78,9 @@ class Upscaler:
     a window go through STVUN's decoder as one batch (1: one at a time, the least memory). ``memory_format`` and
     ``compile`` only change speed (:mod:`stvup.acceleration`). ``ensemble`` (1, 2, 4 or 8): the geometric
     self-ensemble, each window run on that many flipped or transposed copies and the outputs averaged
-    (:mod:`stvup.ensemble`): sharper, at that many times the cost.
+    (:mod:`stvup.ensemble`): sharper, at that many times the cost. ``grid``: where the weights put LR pixel i
+    (``duf``: output pixel scale·i, the paper's; ``block-centre``: the centre of its block, real video's), which
+    the ensemble's flips must respect (:func:`stvup.weights.weights_grid` reads it from a weights file).
     """
 
     def __init__(
@@ -95,7 +98,11 @@ class Upscaler:
         memory_format: str = "auto",
         compile: str = "off",
         ensemble: int = 1,
+        grid: str = "duf",
     ) -> None:
+        if grid not in GRIDS:
+            raise UsageError(f"unknown pixel grid {grid!r}; use {' or '.join(GRIDS)}")
+        self.grid = grid
         if stream not in STREAMS:
             raise UsageError(f"unknown stream {stream!r}; use {' or '.join(STREAMS)}")
         if time_mode not in TIME_MODES:
@@ -160,7 +167,7 @@ class Upscaler:
         settings = (type(self.model).__name__, self.device.type, self.precision, self.space, self.tile,
                     self.overlap, self.stream_name, self.time_mode)  # fmt: skip
         if len(self.ensemble) > 1:  # an ensemble-free run keeps the fingerprint that earlier runs' journals hold
-            settings += (len(self.ensemble),)
+            settings += (len(self.ensemble),) if self.grid == "duf" else (len(self.ensemble), self.grid)
         blend = getattr(getattr(self.model, "config", None), "time_blend", "mean")
         if blend != "mean":  # journals of runs before the setting existed: their new frames off T_in = 1/2 differ
             settings += (blend,)
@@ -249,7 +256,7 @@ class Upscaler:
                 results = self._two_stream(moved[HALF], moved[HALF + 1], ids[HALF : HALF + 2], key, cache, times)
             else:
                 results = self._stvun(moved, ids, key, cache, times)
-            results = [transform.inverse(r, pad, scale) for r in results]
+            results = [transform.inverse(r, pad, scale, self.grid) for r in results]
             if len(self.ensemble) == 1:
                 return results
             # Sums in fp32: eight bf16 outputs summed in bf16 would round away what averaging gains.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from stvup.data.degrade import Degradation
 from stvup.errors import CheckpointError, UsageError
 from stvup.model.twostream import two_stream_name
 from stvup.weights import atomic_target
@@ -35,7 +36,9 @@ class TrainConfig:
     from instead of random ones. ``zero_init``: a random start gets a zero residual head and zero flow outputs, so
     the untrained network already gives bilinear upsampling and frame blending and training starts from there.
     ``stride``: source frames between LR inputs (``stride − 1`` time targets), a tuple of them (each batch draws one),
-    or None for one per clip by frame rate; ``max_times`` caps the time targets of a batch.
+    or None for one per clip by frame rate; ``max_times`` caps the time targets of a batch. ``kernel``, ``noise``,
+    ``crf``, ``degrade_probability``, ``blur``, ``mpeg2`` and ``chroma`` describe the LR inputs
+    (:class:`~stvup.data.degrade.Degradation`; :data:`~stvup.data.degrade.REAL_VIDEO` is the real-video mix).
 
     ``flow_steps`` (stage 0, before stage 1): PWC-Net alone learns motion from LR pairs without labels
     (:mod:`stvup.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
@@ -88,6 +91,9 @@ class TrainConfig:
     noise: float = 0.0
     crf: tuple[int, int] | None = None
     degrade_probability: float = 1.0
+    blur: float = 0.0
+    mpeg2: float = 0.0
+    chroma: bool = False
     augment: bool = True
     max_frames: int | None = None
     seed: int = 0
@@ -114,6 +120,15 @@ class TrainConfig:
             raise UsageError(f"the EMA decay (--ema) must lie between 0 and 1, got {self.ema_decay}")
         if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
             raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
+
+    @property
+    def degradation(self) -> Degradation:
+        """The LR inputs' degradation these settings describe (validated when the run starts)."""
+        try:
+            return Degradation(self.kernel, self.noise, self.crf, self.degrade_probability, self.blur, self.mpeg2,
+                               self.chroma)  # fmt: skip
+        except ValueError as exc:
+            raise UsageError(f"degradation: {exc}") from None
 
     @property
     def model_name(self) -> str:

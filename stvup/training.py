@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from stvup.data.degrade import Degradation
+from stvup.data.degrade import GRIDS
 from stvup.data.feeds import build_feeds
 from stvup.data.feeds import report as report_feeds
 from stvup.data.prefetch import Prefetch, prefetch_workers
@@ -50,7 +50,7 @@ from stvup.model.stvun import init_conv
 from stvup.model.twostream import TwoStream
 from stvup.runs import METHODS, TrainConfig, continued, load_training_checkpoint, save_checkpoint, trim_log
 from stvup.steps import stage_parameters, training_step, two_stream_step, zero_heads
-from stvup.weights import load_weights, save_safetensors
+from stvup.weights import DEGRADATION_KEY, GRID_KEY, load_weights, save_safetensors
 
 __all__ = [
     "METHODS",
@@ -184,7 +184,7 @@ def train(
         unlabeled_clips = load_clips(config.unlabeled, config.max_frames, report)
         if not unlabeled_clips:
             raise UsageError("no unlabeled video found in " + ", ".join(map(str, config.unlabeled)))
-    degradation = Degradation(config.kernel, config.noise, config.crf, config.degrade_probability)
+    degradation = config.degradation
     frames = 2 if two else 8 if config.lambda_c > 0 else 7
     feeds = build_feeds(clips, patches={config.patch, config.patch2}, scale=model.scale, degradation=degradation,
                         stride=config.stride, augment=config.augment, frames=frames,
@@ -302,7 +302,10 @@ def train(
     if count:  # a time limit cut the log interval short: count its time
         elapsed += time.perf_counter() - tick
     last = checkpoint(step)
-    meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": json.dumps(config_dict)}
+    meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": json.dumps(config_dict),
+            DEGRADATION_KEY: config.kernel}  # fmt: skip
+    if GRIDS.get(config.kernel):  # a mixed run learns both grids and claims neither
+        meta[GRID_KEY] = GRIDS[config.kernel]
     weights_path = out_dir / "model.safetensors"
     if ema is not None:
         meta.update(ema_decay=str(config.ema_decay), ema_updates=str(ema.updates))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,13 +22,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError
 
 __all__ = [
+    "DEGRADATION_KEY",
+    "GRIDS",
+    "GRID_KEY",
     "convert_checkpoint",
     "load_checkpoint",
     "load_weights",
     "read_safetensors",
+    "resolve_weights",
+    "training_metadata",
+    "weights_grid",
     "save_safetensors",
     "sha256_file",
 ]
@@ -211,6 +218,10 @@ def convert_checkpoint(
     state = checked(sources[0]) if len(sources) == 1 else average_state_dicts(sources, checked)
     out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in state.items()}
     meta = {"format": "pt", "stvup_model": model_name, "source": ", ".join(Path(s).name for s in sources)}
+    carried = [training_metadata(s) for s in sources]
+    if any(c.get(GRID_KEY, "duf") != carried[0].get(GRID_KEY, "duf") for c in carried):
+        raise CheckpointError("the checkpoints were trained for different pixel grids; they cannot be averaged")
+    meta.update(carried[0])
     if len(sources) > 1:
         meta["averaged"] = str(len(sources))
     save_safetensors(out, dst, meta)
@@ -222,10 +233,66 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = "default.safetensors"
 
 
+#: Metadata keys of stvup's weights files: the pixel grid the weights were trained for, and their degradation.
+GRID_KEY, DEGRADATION_KEY = "stvup_grid", "stvup_degradation"
+GRIDS = ("duf", "block-centre")
+
+
 def default_weights_path() -> Path | None:
     """The shipped default weights, or None when this installation has none."""
     path = WEIGHTS_DIR / DEFAULT_WEIGHTS
     return path if path.is_file() else None
+
+
+def resolve_weights(weights: str | os.PathLike) -> Path:
+    """A weights file's path: ``weights`` itself when it exists, else the shipped weights of that name
+    (``paper`` → ``weights/paper.safetensors``); a name that is neither raises :class:`UsageError`."""
+    path = Path(weights)
+    if path.exists():
+        return path
+    name = str(weights)
+    for candidate in (WEIGHTS_DIR / name, WEIGHTS_DIR / f"{name}.safetensors"):
+        if "/" not in name and candidate.is_file():
+            return candidate
+    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+    raise UsageError(f"{name}: no such weights file, nor shipped weights of that name ({', '.join(shipped) or 'none'})")
+
+
+def weights_grid(path: str | os.PathLike | None) -> str:
+    """The pixel grid weights were trained for (:data:`GRIDS`): their ``stvup_grid`` metadata, else ``"duf"``, the
+    paper's grid, which the authors' checkpoint and every stvup weights file before the key existed were trained
+    on. ``block-centre`` weights put LR pixel i on the centre of its block (real video); ``duf`` ones on HR
+    pixel scale·i."""
+    if path is None or Path(path).suffix != ".safetensors":
+        return "duf"
+    grid = read_safetensors_metadata(path).get(GRID_KEY, "duf")
+    if grid not in GRIDS:
+        raise CheckpointError(f"{path}: unknown pixel grid {grid!r} in its metadata (known: {', '.join(GRIDS)})")
+    return grid
+
+
+def training_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The grid and degradation keys of a weights file or training checkpoint, to carry into a converted file."""
+    p = Path(path)
+    config: object = None
+    if p.suffix == ".safetensors":
+        meta = read_safetensors_metadata(p)
+        if GRID_KEY in meta or DEGRADATION_KEY in meta or "train_config" not in meta:
+            return {k: meta[k] for k in (GRID_KEY, DEGRADATION_KEY) if k in meta}
+        with contextlib.suppress(ValueError):  # a run's weights written before the keys existed: read its settings
+            config = json.loads(meta["train_config"])
+    elif p.suffix == ".pt":
+        try:
+            ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - not a training checkpoint: nothing to carry
+            return {}
+        config = ckpt.get("config") if isinstance(ckpt, dict) else None
+    if isinstance(config, dict) and config.get("kernel"):
+        from .data.degrade import GRIDS as KERNEL_GRIDS
+
+        grid = KERNEL_GRIDS.get(config["kernel"])
+        return {DEGRADATION_KEY: config["kernel"], **({GRID_KEY: grid} if grid else {})}
+    return {}
 
 
 def checkpoint_model_name(path: str | os.PathLike, state: Mapping[str, torch.Tensor]) -> str:

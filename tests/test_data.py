@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from stvup.data import Clip, Degradation, Sampler, compress_clip, duf_downsample, find_sources, gaussian_kernel
+from stvup.data.degrade import REAL_KERNELS, REAL_VIDEO, quantize, reduce
 from stvup.errors import UsageError
 from stvup.metrics import psnr
 from stvup.shots import shot_starts
@@ -62,6 +63,68 @@ def test_degradation_options():
         Degradation(kernel="box")
 
 
+@pytest.mark.parametrize("kernel", ["bicubic", "area", "lanczos", "bilinear"])
+def test_real_video_reductions_sit_on_the_block_centre_grid(kernel):
+    """LR pixel i of a horizontal ramp reads 4i + 1.5 (the centre of its 4-pixel block), not 4i (the DUF grid);
+    flat images stay flat."""
+    ramp = torch.arange(64, dtype=torch.float32).repeat(1, 1, 32, 1)
+    row = reduce(ramp, 4, kernel)[0, 0, 4, 3:12]
+    torch.testing.assert_close(row, torch.arange(3, 12, dtype=torch.float32) * 4 + 1.5, atol=1e-4, rtol=0)
+    flat = torch.full((2, 3, 32, 48), 0.3)
+    torch.testing.assert_close(reduce(flat, 4, kernel), torch.full((2, 3, 8, 12), 0.3), atol=1e-6, rtol=0)
+    assert duf_downsample(ramp, 4)[0, 0, 4, 5] == pytest.approx(20.0, abs=1e-4)  # the paper's grid: 4i
+
+
+def test_lanczos_is_sharper_than_bicubic_and_bilinear_softer():
+    """The four kernels differ as scalers' do: on fine detail Lanczos keeps the most contrast, bilinear the least."""
+    x = torch.arange(128, dtype=torch.float32)
+    stripes = (torch.sin(x * 2 * torch.pi / 11) * 0.5 + 0.5).repeat(1, 1, 16, 1)
+    spread = {k: float(reduce(stripes, 4, k)[..., 4:-4].std()) for k in ("lanczos", "bicubic", "bilinear")}
+    assert spread["lanczos"] > spread["bicubic"] > spread["bilinear"]
+    with pytest.raises(ValueError, match="unknown reduction"):
+        reduce(stripes, 4, "nearest")
+
+
+def test_real_video_mix_degrades_a_clip_alike_and_its_target_cleanly():
+    """REAL_VIDEO: 8-bit LR inputs, a clean L_M target reduced by the same kernel (so on the same grid), the same
+    draw for the same generator state, and differing draws across samples (compressed or not, noisy or not)."""
+    torch.manual_seed(0)
+    hr = torch.rand(7, 3, 64, 72).clamp(0, 1)
+    between = hr[3:4].clone()
+    lr, target = REAL_VIDEO.sample(hr, between, 4, np.random.default_rng(5))
+    assert lr.shape == (7, 3, 16, 18) and target.shape == (1, 3, 16, 18)
+    assert torch.equal(lr, torch.round(lr * 255) / 255) and 0 <= float(lr.min()) and float(lr.max()) <= 1
+    again, _ = REAL_VIDEO.sample(hr, between, 4, np.random.default_rng(5))
+    assert torch.equal(lr, again)
+    # Without blur, noise or codec: the inputs and the target are the same kernel's clean reductions.
+    plain = Degradation("real", probability=0.0)
+    for k in range(4):
+        lr_plain, target = plain.sample(hr, between, 4, np.random.default_rng(k))
+        kernels = [n for n in REAL_KERNELS if torch.equal(target, quantize(reduce(between, 4, n)))]
+        assert len(kernels) == 1 and torch.equal(lr_plain, quantize(reduce(hr, 4, kernels[0])))
+    draws = {float((REAL_VIDEO.sample(hr, between, 4, np.random.default_rng(k))[0] - lr).abs().sum()) for k in range(6)}
+    assert len(draws) > 3
+    assert REAL_VIDEO.grid == "block-centre" and Degradation().grid == "duf" and Degradation("mixed").grid is None
+
+
+def test_degradation_refuses_impossible_mixes():
+    with pytest.raises(ValueError, match="crf range"):
+        Degradation("real", mpeg2=0.5)
+    with pytest.raises(ValueError, match="within 0..1"):
+        Degradation("real", blur=1.5)
+
+
+def test_clean_real_samples_keep_only_4_2_0_chroma():
+    """A sample outside ``probability`` keeps its luma exactly (lossless H.264) but loses chroma detail (4:2:0)."""
+    hr = torch.rand(7, 3, 64, 64)
+    clean = Degradation("bicubic", chroma=True, probability=0.0)
+    lr = clean(hr, 4, np.random.default_rng(0))
+    ref = quantize(reduce(hr, 4, "bicubic"))
+    y = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    assert float(((lr - ref) * y).sum(1).abs().mean()) < 2 / 255
+    assert float((lr - ref).abs().mean()) > 5 / 255  # random colours lose most of their chroma detail
+
+
 def test_compression_round_trip_is_lossy_but_close():
     ys, xs = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 48), indexing="ij")
     clip = torch.stack([torch.stack((xs, ys, 0.5 + 0.3 * torch.sin(6 * xs + 0.3 * i))) for i in range(7)])
@@ -69,6 +132,11 @@ def test_compression_round_trip_is_lossy_but_close():
     assert out.shape == clip.shape
     a, b = (t.permute(0, 2, 3, 1).numpy() * 255 for t in (clip, out))
     assert 25 < psnr(a[3], b[3]) < 60
+    # MPEG-2 as on a DVD: a coarser quantiser loses more; odd sizes are padded for the encoder and cut again.
+    fine, coarse = (compress_clip(clip, q, codec="mpeg2video") for q in (2, 12))
+    scores = [psnr(a[3], t.permute(0, 2, 3, 1).numpy()[3] * 255) for t in (fine, coarse)]
+    assert scores[0] > scores[1] > 20
+    assert compress_clip(clip[..., :31, :47], 30).shape == (7, 3, 31, 47)
 
 
 def _numbered_clip(n: int = 40, h: int = 48, w: int = 64) -> Clip:

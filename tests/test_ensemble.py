@@ -67,6 +67,46 @@ def test_each_symmetry_maps_back_onto_the_networks_grid(scale):
     assert (plain - ref).abs().max() > 0.1 and naive.flip == (3,)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_flips_need_no_correction_on_the_block_centre_grid(scale):
+    """Weights trained on real video's grid (LR pixel i on the centre of its block) are stood in for by bilinear
+    upsampling with align_corners=False: every symmetry maps back exactly with grid="block-centre", and the DUF
+    correction would move a flipped copy scale − 1 pixels off."""
+    x = torch.randn(1, 3, 16, 24, dtype=torch.float64)
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False)
+
+    ref = up(x)
+    for g in ensemble_transforms(8):
+        back = g.inverse(up(g.forward(x, 8)), 8, scale, "block-centre")
+        torch.testing.assert_close(back, ref, atol=1e-12, rtol=0)
+    flip = ensemble_transforms(2)[1]
+    assert (flip.inverse(up(flip.forward(x, 8)), 8, scale, "duf") - ref).abs().max() > 0.1
+
+
+def test_upscaler_ensemble_follows_the_weights_grid(tmp_path):
+    """An untrained (zero-head) STVUN upsamples bilinearly on the block-centre grid, so its two-copy ensemble equals
+    the plain run when the weights say block-centre, and not when they say duf; the grid comes from the file."""
+    from stvup.loader import load_upscaler
+    from stvup.steps import zero_heads
+
+    model = build_model("stvun-tiny")
+    zero_heads(model)  # zero residual head and zero flow: bilinear upsampling and frame blending
+    frames = _frames(8, 32, 48)
+    outputs = {}
+    for grid in ("block-centre", "duf"):
+        path = tmp_path / f"{grid}.safetensors"
+        save_safetensors(model.state_dict(), path, {"stvup_model": "stvun-tiny", "stvup_grid": grid})
+        plain = load_upscaler(path, device="cpu", precision="fp32", tile="off")
+        assert plain.grid == grid
+        two = load_upscaler(path, device="cpu", precision="fp32", tile="off", ensemble=2)
+        a = [o.image.astype(int) for o in plain.stream(iter(frames), Fraction(25), Fraction(2))]
+        b = [o.image.astype(int) for o in two.stream(iter(frames), Fraction(25), Fraction(2))]
+        outputs[grid] = max(int(np.abs(x - y).max()) for x, y in zip(a, b))
+    assert outputs["block-centre"] <= 1 and outputs["duf"] > 10
+
+
 def test_sizes_and_order():
     assert [len(ensemble_transforms(n)) for n in (1, 2, 4, 8)] == [1, 2, 4, 8]
     eight = ensemble_transforms(8)

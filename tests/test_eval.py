@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -11,8 +12,10 @@ from click.testing import CliRunner
 
 from stvup.cli import cli
 from stvup.data import duf_downsample
+from stvup.data.degrade import reduce
+from stvup.errors import UsageError
 from stvup.eval_methods import bicubic_blend, ffmpeg_baseline
-from stvup.evaluation import degrade_frames, evaluate, find_clips, score_frames
+from stvup.evaluation import Protocol, best_shift, degrade_frames, evaluate, find_clips, score_frames
 from stvup.metrics import psnr
 from stvup.model import build_model
 from stvup.weights import save_safetensors
@@ -195,3 +198,69 @@ def test_cli_eval_time_option(tmp_path):
                                                                              "t=3/4"}  # fmt: skip
     res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--time", "1"])
     assert res.exit_code == 2 and "--time" in res.output
+
+
+def test_real_protocol_reduces_on_the_block_centre_grid_then_compresses():
+    """The real protocol's LR frames are antialiased bicubic (or area) reductions, 8-bit; CRF 0 keeps luma and only
+    thins chroma (4:2:0), CRF 32 costs detail."""
+    frames = _smooth_frames(5)
+    rgb = Protocol("real", crf=None).degrade(frames, 4)
+    hr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    expect = (reduce(hr, 4, "bicubic") * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert len(rgb) == 5 and np.array_equal(np.stack(rgb), expect)
+    area = Protocol("real", "area", crf=None).degrade(frames, 4)
+    assert not np.array_equal(np.stack(area), expect)
+    lossless, coarse = Protocol("real", crf=0).degrade(frames, 4), Protocol("real", crf=32).degrade(frames, 4)
+    assert psnr(lossless[2], rgb[2], y=True) > 40 > psnr(coarse[2], rgb[2], y=True)
+    with pytest.raises(UsageError):
+        Protocol("real", "nearest")
+    with pytest.raises(UsageError):
+        Protocol("lab")
+
+
+def test_best_shift_finds_a_misplaced_output():
+    frames = [f.copy() for f in _smooth_frames(3, 64, 80)]
+    rng = np.random.default_rng(0)
+    for f in frames:
+        f[...] = np.clip(f.astype(int) + rng.integers(-40, 40, f.shape), 0, 255)
+    moved = [np.roll(f, (1, -2), axis=(0, 1)) for f in frames]
+    assert best_shift(moved, frames, crop=4) == (1, -2)
+    assert best_shift(frames, frames, crop=4) == (0, 0)
+
+
+def test_real_protocol_puts_plain_bicubic_on_the_grid_and_the_paper_protocol_does_not(tmp_path):
+    """Plain bicubic (align_corners=False) is on the block-centre grid: best shift 0 on the real protocol, about
+    1.5 output pixels off (towards larger indices) on the paper's DUF grid, which is what weights trained for one
+    grid do on the other."""
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (40, 48, 3)).astype(np.uint8)
+    big = np.kron(base, np.ones((4, 4, 1), np.uint8))  # 160 x 192, blocky detail that shows any misplacement
+    for k in range(5):
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(big, k, axis=1)), format="rgb24").save(
+            str(clip / f"{k:03d}.png")
+        )
+    real = evaluate([clip], methods=["bicubic"], protocol=Protocol("real", crf=0), crop=8)
+    paper = evaluate([clip], methods=["bicubic"], crop=8)
+    assert real.shifts["bicubic"]["clip"] == (0, 0)
+    assert min(paper.shifts["bicubic"]["clip"]) >= 1  # LR pixel i drawn at 4i + 1.5 but taken from 4i
+    assert real.protocol["crf"] == 0 and "block-centre" in real.protocol["degradation"]
+
+
+def test_cli_eval_real_protocol_scores_each_crf(tmp_path, weights):
+    clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
+    js, md = tmp_path / "r.json", tmp_path / "r.md"
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--weights", str(weights), "--protocol", "real", "--crf", "0,32",
+                                   "--methods", "stvup,bicubic,ffmpeg", "--json", str(js), "--markdown", str(md),
+                                   "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(js.read_text())
+    assert [d["protocol"]["crf"] for d in data] == [0, 32]
+    for d in data:
+        assert set(d["mean"]) == {"stvup", "bicubic", "ffmpeg"} and set(d["best_shift"]) == set(d["mean"])
+    text = md.read_text()
+    assert text.startswith("| input | kept Y | new Y | vs bicubic, worst clip") and "CRF 32" in text
+    assert text.count("H.264 yuv420p CRF 0") >= 2
+    bad = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--protocol", "real", "--crf", "x"])
+    assert bad.exit_code == 2 and "--crf" in bad.output

@@ -272,3 +272,22 @@ def test_cli_trains_several_strides_and_resumes_with_them(tmp_path):
     for bad in ("1,2", "2,x"):
         res = runner.invoke(cli, [*args, "--stride", bad])
         assert res.exit_code == 2 and "--stride" in res.output and "Traceback" not in res.output
+
+
+def test_cli_real_video_mix_is_saved_and_named_in_the_weights(tmp_path):
+    """``--degradation real`` fills the strengths left unsaid from the real-video mix (an option given wins), saves
+    them with the run, and the weights file names its grid, which the upscaler then follows."""
+    from stvup.data.degrade import REAL_VIDEO
+    from stvup.loader import load_upscaler
+
+    run, args = _tiny_cli_run(tmp_path, frames=16, pretrain_steps=0, steps=2)
+    res = CliRunner().invoke(cli, [*args, "--degradation", "real", "--noise", "2"])
+    assert res.exit_code == 0, res.output
+    saved = torch.load(run / "last.pt", weights_only=False)["config"]
+    assert saved["kernel"] == "real" and saved["noise"] == 2.0 and tuple(saved["crf"]) == REAL_VIDEO.crf
+    assert (saved["blur"], saved["mpeg2"], saved["chroma"]) == (REAL_VIDEO.blur, REAL_VIDEO.mpeg2, True)
+    _, meta = read_safetensors(run / "model.safetensors")
+    assert meta["stvup_grid"] == "block-centre" and meta["stvup_degradation"] == "real"
+    assert load_upscaler(run / "model.safetensors", device="cpu").grid == "block-centre"
+    res = CliRunner().invoke(cli, [*args, "--degradation", "duf", "--mpeg2", "0.5"])
+    assert res.exit_code != 0 and "crf range" in res.output and "Traceback" not in res.output

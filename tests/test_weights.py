@@ -11,9 +11,19 @@ from click.testing import CliRunner
 
 from stvup.averaging import average_state_dicts
 from stvup.cli import cli
-from stvup.errors import CheckpointError
+from stvup.errors import CheckpointError, UsageError
 from stvup.model import build_model
-from stvup.weights import load_checkpoint, load_weights, read_safetensors, save_safetensors, sha256_file
+from stvup.weights import (
+    convert_checkpoint,
+    load_checkpoint,
+    load_weights,
+    read_safetensors,
+    resolve_weights,
+    save_safetensors,
+    sha256_file,
+    training_metadata,
+    weights_grid,
+)
 
 from .helpers import seeded_frames, seeded_state
 
@@ -231,3 +241,48 @@ def test_damaged_or_hostile_safetensors_get_one_line(tmp_path, clips, name, blob
     res = CliRunner().invoke(cli, ["upscale", str(clips["aac"]), "-o", str(out), "--weights", str(path)])
     assert res.exit_code == 1 and res.output.strip().splitlines() == [f"error: {msg}"]
     assert not out.exists()
+
+
+def test_weights_know_their_grid_and_convert_carries_it(tmp_path, state):
+    """Weights without the key (the authors', and stvup's before it existed) are on the paper's DUF grid; a run's
+    settings name the grid, and converting (one file or an average) keeps it; mixed grids are not averaged."""
+    plain = tmp_path / "plain.safetensors"
+    save_safetensors(state, plain, {"stvup_model": "stvun-tiny"})
+    assert weights_grid(plain) == "duf" and weights_grid(tmp_path / "authors.pth") == "duf"
+    real = tmp_path / "real.safetensors"
+    save_safetensors(state, real, {"stvup_model": "stvun-tiny", "train_config": json.dumps({"kernel": "real"})})
+    assert training_metadata(real) == {"stvup_degradation": "real", "stvup_grid": "block-centre"}
+    run = tmp_path / "last.pt"
+    torch.save({"model": state, "step": 3, "config": {"kernel": "area"}}, run)
+    assert training_metadata(run)["stvup_grid"] == "block-centre"
+    out = tmp_path / "out.safetensors"
+    convert_checkpoint([real, run], out, "stvun-tiny", torch.float16)
+    assert weights_grid(out) == "block-centre" and read_safetensors(out)[1]["stvup_degradation"] == "real"
+    with pytest.raises(CheckpointError, match="different pixel grids"):
+        convert_checkpoint([real, plain], tmp_path / "mixed.safetensors", "stvun-tiny")
+    odd = tmp_path / "odd.safetensors"
+    save_safetensors(state, odd, {"stvup_model": "stvun-tiny", "stvup_grid": "hexagonal"})
+    with pytest.raises(CheckpointError, match="unknown pixel grid"):
+        weights_grid(odd)
+
+
+def test_shipped_weights_are_named(tmp_path, monkeypatch, state):
+    """``--weights paper`` names weights/paper.safetensors; a path still wins; an unknown name says what exists."""
+    import stvup.weights as weights
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    save_safetensors(state, shipped / "paper.safetensors", {"stvup_model": "stvun-tiny"})
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", shipped)
+    assert resolve_weights("paper") == shipped / "paper.safetensors"
+    assert resolve_weights("paper.safetensors") == shipped / "paper.safetensors"
+    local = tmp_path / "mine.safetensors"
+    local.write_bytes(b"x")
+    assert resolve_weights(local) == local
+    with pytest.raises(UsageError, match="nor shipped weights of that name \\(paper\\)"):
+        resolve_weights("nope")
+    from .conftest import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", audio=None)
+    res = CliRunner().invoke(cli, ["upscale", str(clip), "--weights", "nope"])
+    assert res.exit_code != 0 and "nope" in res.output and "Traceback" not in res.output

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stvup.data.degrade import Degradation, duf_downsample, quantize
+from stvup.data.degrade import Degradation
 from stvup.data.sources import Clip
 
 FRAMES = 7  # STVUN's inputs; the window's centre is input (frames - 1) // 2
@@ -39,8 +39,8 @@ class Batch:
     ``lr``: ``(7, b, 3, p, p)`` the seven degraded inputs (``(2, b, …)`` with ``frames=2``; the only field filled by a
     ``low_res`` sampler). ``center``: ``(b, 3, s·p, s·p)`` Y_3, the HR frame of the centre input. ``times``: the T_in
     values. ``between``: ``(len(times), b, 3, s·p, s·p)`` Y_T. ``lr_between``: ``(len(times), b, 3, p, p)`` the
-    clean DUF-downsampled X_T (the target of L_M, Eq. 7). ``hr``: ``(frames, b, 3, s·p, s·p)`` the inputs' HR
-    frames, when the sampler keeps them.
+    clean reduction of X_T by the inputs' kernel (the target of L_M, Eq. 7). ``hr``: ``(frames, b, 3, s·p, s·p)``
+    the inputs' HR frames, when the sampler keeps them.
     """
 
     lr: torch.Tensor
@@ -199,9 +199,9 @@ class Sampler:
         if self.low_res:
             empty = hr.new_zeros(0)
             return hr, empty, empty, empty, empty
-        lr = self.degradation(hr[:n], s, rng)
-        lr_between = quantize(duf_downsample(hr[n:], s))
-        # Cut the margin: LR pixel i is centred on HR pixel s·i, so equal offsets in LR pixels keep them aligned.
+        lr, lr_between = self.degradation.sample(hr[:n], hr[n:], s, rng)
+        # Cut the margin: LR pixel i covers the same HR pixels (s·i on the DUF grid, the block s·i … s·i + s − 1 on
+        # the block-centre one) after the cut, so equal offsets in LR pixels keep LR and HR aligned.
         my, mx = (lr.shape[-2] - p) // 2, (lr.shape[-1] - p) // 2
         lr, lr_between = lr[..., my : my + p, mx : mx + p], lr_between[..., my : my + p, mx : mx + p]
         hr = hr[..., my * s : (my + p) * s, mx * s : (mx + p) * s]

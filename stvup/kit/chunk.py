@@ -23,7 +23,7 @@ from stvup.kit.pack import TRAIN_SETTINGS, load_pack
 from stvup.kit.shards import write_shards
 from stvup.runs import TrainConfig, load_training_checkpoint, resume_config
 from stvup.training import TrainProgress, train
-from stvup.weights import load_checkpoint, save_safetensors
+from stvup.weights import load_checkpoint, save_safetensors, training_metadata
 
 __all__ = ["ChunkResult", "MAX_RETURN_BYTES", "run_chunk"]
 
@@ -98,7 +98,8 @@ def run_chunk(
         state = load_checkpoint(weights)
         half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         weights, dtype = weights.with_name("model-fp16.safetensors"), "fp16"
-        save_safetensors(half, weights, {"stvup_model": config.model_name, "steps": str(result.steps)})
+        meta = {"stvup_model": config.model_name, "steps": str(result.steps), **training_metadata(result.weights)}
+        save_safetensors(half, weights, meta)
     info = {"step": result.steps, "total": config.total_steps, "finished": result.finished,
             "model": config.model_name, "dtype": dtype, "losses": result.final_losses, "ema_decay": config.ema_decay,
             "device": str(torch.device(config.device)) if config.device != "auto" else "auto"}  # fmt: skip

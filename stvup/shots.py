@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["DEFAULT_THRESHOLD", "ShotDetector", "shot_starts"]
 
 DEFAULT_THRESHOLD = 0.12  # histogram distance of a cut
-FLOOR = 8.0  # 8-bit levels: a smaller mean pixel difference is never a cut
+FLOOR = 8.0  # in 8-bit levels (3 % of the range) at any depth: a smaller mean pixel difference is never a cut
 JUMP = 2.0  # times the recent median pixel difference
 HISTORY = 24  # pixel differences that make up "recent"
 GRID = 64  # about this many sampled pixels along the shorter side
@@ -33,15 +33,25 @@ BINS = 16
 
 
 def _coarse(image: np.ndarray) -> np.ndarray:
-    """``(h, w, 3)`` uint8 → a subsampled grid of about ``GRID`` pixels on the shorter side (cheap, noise-robust)."""
+    """``(h, w[, c])`` frame → a subsampled ``(h', w', c)`` grid of about ``GRID`` pixels on the shorter side
+    (cheap, noise-robust) in 8-bit units, as float32: 10-, 12- and 16-bit frames (uint16, full range) are scaled
+    to 0–255 so that every threshold means the same at any depth; an alpha channel is left out."""
     step = max(1, min(image.shape[:2]) // GRID)
-    return image[::step, ::step]
+    grid = image[::step, ::step]
+    if grid.ndim == 2:
+        grid = grid[..., None]
+    elif grid.shape[-1] in (2, 4):  # gray + alpha, RGB + alpha: the picture is what cuts, not its transparency
+        grid = grid[..., :-1]
+    top = float(np.iinfo(grid.dtype).max) if np.issubdtype(grid.dtype, np.integer) else 1.0
+    return grid.astype(np.float32) * np.float32(255.0 / top)
 
 
 def _histogram(grid: np.ndarray) -> np.ndarray:
-    """Per-channel histograms of ``BINS`` levels, each normalised to sum 1, concatenated."""
-    levels = grid.reshape(-1, 3) // (256 // BINS)
-    counts = np.stack([np.bincount(levels[:, c], minlength=BINS) for c in range(3)])
+    """Per-channel histograms of ``BINS`` levels over the full range, each normalised to sum 1, concatenated (always
+    ``3 · BINS`` values, so frames of any depth or channel count compare)."""
+    channels = grid.shape[-1]
+    levels = np.minimum(grid.reshape(-1, channels) * (BINS / 256.0), BINS - 1).astype(np.int64)
+    counts = np.stack([np.bincount(levels[:, c % channels], minlength=BINS) for c in range(3)])
     return (counts / levels.shape[0]).ravel()
 
 
@@ -60,7 +70,7 @@ class ShotDetector:
 
     def __call__(self, image: np.ndarray) -> bool:
         grid = _coarse(image)
-        current = (grid.astype(np.float32), _histogram(grid))
+        current = (grid, _histogram(grid))
         previous, self._previous = self._previous, current
         if previous is None or previous[0].shape != current[0].shape:
             return False

@@ -71,8 +71,11 @@ def test_square_pixels_stay_square_and_info_shows_the_shape(tmp_path, weights): 
 PQ = {"color_trc": 16, "color_primaries": 9, "colorspace": 9, "color_range": 1}  # SMPTE 2084 in BT.2020
 
 
-def _ramp10(path, width=128, height=64, frames=6, tags=PQ):
-    """A 10-bit HEVC clip whose rows are a shallow ramp (10-bit levels 400 to 600: 201 levels, 51 in 8 bits)."""
+def _ramp10(path, width=128, height=64, frames=6, tags=PQ, brighten=0, cut_at=None):
+    """A 10-bit HEVC clip whose rows are a shallow ramp (10-bit levels 400 to 600: 201 levels, 51 in 8 bits).
+
+    ``brighten``: 10-bit levels added per frame (the brightest level changes from frame to frame, as in real HDR
+    footage); ``cut_at``: from this frame on, another picture (a hard cut)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx265", rate=24, options={"x265-params": "log-level=error", "crf": "4"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p10le"
@@ -80,9 +83,12 @@ def _ramp10(path, width=128, height=64, frames=6, tags=PQ):
             setattr(video.codec_context, key, value)
         luma = np.tile(np.linspace(400, 600, width).round().astype(np.uint16), (height, 1))
         chroma = np.full((height // 2, width // 2), 512, np.uint16)
+        other = np.tile(np.linspace(900, 100, height).round().astype(np.uint16)[:, None], (1, width))
         for i in range(frames):
             frame = av.VideoFrame(width, height, "yuv420p10le")
-            for plane, data in zip(frame.planes, (luma, chroma, chroma)):
+            picture = other if cut_at is not None and i >= cut_at else luma
+            picture = np.minimum(picture + brighten * i, 1023).astype(np.uint16)
+            for plane, data in zip(frame.planes, (picture, chroma, chroma)):
                 rows = np.zeros((data.shape[0], plane.line_size // 2), np.uint16)
                 rows[:, : data.shape[1]] = data
                 plane.update(rows.tobytes())
@@ -136,3 +142,17 @@ def test_hdr_never_silently_eight_bit(tmp_path, weights):  # noqa: F811
     with pytest.raises(stvup.UsageError, match="PQ"):
         stvup.upscale(src, tmp_path / "out.avi", weights=weights, codec="mpeg4")
     assert not (tmp_path / "out.avi").exists()
+
+
+def test_deep_clip_that_brightens_and_cuts(tmp_path, weights):  # noqa: F811
+    """A 10-bit clip whose brightest level changes every frame and that has a hard cut: the cut is found where it
+    is, the output keeps 10 bits, and the preview shows the picture (not a deep frame wrapped into 8 bits)."""
+    src = _ramp10(tmp_path / "hdr.mp4", width=96, height=64, frames=8, brighten=10, cut_at=4)
+    out = tmp_path / "out.mp4"
+    result = stvup.upscale(src, out, weights=weights, time=2, precision="fp32")
+    assert [frame for frame, _ in result.cuts] == [4] and result.frames_out == 16
+    assert _levels(out)[1] == "yuv420p10le"
+    shown = stvup.preview(src, tmp_path / "p.png", weights=weights, precision="fp32")
+    with av.open(shown.output) as container:
+        picture = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert 30 < float(picture.mean()) < 225

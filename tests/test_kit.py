@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -216,7 +217,9 @@ def test_gpu_session_script_dry_run(tmp_path, footage):
     log = (out / "log.txt").read_text()
     for stage in ("train", "tests", "bench fp32", "variants"):
         assert f"== {stage}: rc=0 in" in log, log[-3000:]
-    assert "chunk done: step 8/8" in log and "1 skipped" in log  # the CUDA test is skipped on CPU, not missed
+    assert "chunk done: step 8/8" in log
+    # The CUDA test is skipped on CPU, not missed (other modules may skip too, e.g. without the Ray extra).
+    assert re.search(r"SKIPPED \[1\] tests/test_cuda\.py", log) and not re.search(r"\d+ (failed|error)", log)
     assert '"precision": "fp32"' in log and '"ms_per_frame"' in log
     returned = list(out.iterdir())
     assert len(returned) <= 8 and (out / "model.safetensors.shards.json").is_file()

@@ -149,3 +149,21 @@ def test_cli_json_lists_cuts_and_checks_the_threshold(two_shots, tmp_path):
         done = runner.invoke(cli, ["upscale", str(src), "-o", str(tmp_path / "bad.mp4"), "--scene-threshold", bad])
         assert done.exit_code == 2 and "--scene-threshold" in done.output
         assert not (tmp_path / "bad.mp4").exists()
+
+
+@pytest.mark.parametrize("depth", [8, 10, 12, 16])
+@pytest.mark.parametrize("layout", ["rgb", "gray", "rgba"])
+def test_cuts_are_found_alike_at_every_depth_and_layout(depth, layout):
+    """The same picture sequence, with a brightness that changes every frame and one hard cut, gives the same cut
+    stored as 8-bit or as full-range 10/12/16-bit values (uint16), gray or with alpha: the thresholds are in units of
+    the full range, and frames of different peak levels still compare."""
+    rng = np.random.default_rng(depth)
+    a, b = rng.uniform(0.05, 0.5, (48, 64, 3)), rng.uniform(0.45, 0.95, (48, 64, 3))
+    shots = [np.clip(a + 0.004 * k, 0, 1) for k in range(6)] + [np.clip(b - 0.004 * k, 0, 1) for k in range(6)]
+    top = 255 if depth == 8 else 65535  # deep frames arrive scaled to the full 16 bits
+    frames = [(f * top).round().astype(np.uint8 if depth == 8 else np.uint16) for f in shots]
+    if layout == "gray":
+        frames = [f[..., 1] for f in frames]
+    elif layout == "rgba":
+        frames = [np.dstack([f, np.full(f.shape[:2], top // 3, f.dtype)]) for f in frames]
+    assert shot_starts(frames) == [0, 6]

@@ -144,8 +144,8 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             "--segment-seconds",
             type=click.FloatRange(min=0, min_open=True),
             default=None,
-            help="Video outputs are written in segments of this length (default: 4), so that an interrupted run "
-            "can resume where it stopped.",
+            help="Video outputs are written in segments of this length, so that an interrupted run can resume where "
+            "it stopped. Default: about 2 minutes of model time each, at most 4 s of video.",
         ),
         "overwrite": click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         "quiet": click.option("--quiet", "-q", is_flag=True, help="No progress bar."),

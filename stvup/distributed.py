@@ -87,7 +87,8 @@ def batch_on_ray(
     from .folder import BatchResult, find_inputs, pending
     from .job import check_options, plan_input
     from .journal import Job, job_identity, job_settings, segment_length
-    from .resume import SEGMENT_SECONDS
+    from .resume import work_segment_seconds
+    from .tiling import estimate_frame_seconds
     from .timing import output_rate, parse_rate
     from .video.formats import default_codec
     from .video.trim import Span
@@ -98,7 +99,6 @@ def batch_on_ray(
     factor, fps_value = check_options(time, fps, scene_threshold)
     span = Span.parse(start, duration)
     threshold = scene_threshold
-    seconds = SEGMENT_SECONDS if segment_seconds is None else segment_seconds
     out_root = Path(out_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     path = resolve_weights(weights) if weights is not None else default_weights_path()
@@ -138,7 +138,12 @@ def batch_on_ray(
                 info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
                 rate_out = output_rate(info.rate, factor, fps_value)
                 chosen_codec = codec or default_codec(info.bit_depth)
-                frames = segment_length(rate_out, seconds)
+                if segment_seconds is None:  # by work, as a single-process run (stvup.resume)
+                    work = estimate_frame_seconds(name, chosen_precision, chosen_device,
+                                                  info.width * scale * info.height * scale, ensemble)  # fmt: skip
+                    frames = segment_length(rate_out, work_segment_seconds(rate_out, work))
+                else:
+                    frames = segment_length(rate_out, segment_seconds)
                 settings = job_settings(fingerprint, rate_out, chosen_codec, crf, preset, pix_fmt, threshold,
                                         span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
                 job = Job(dst, job_identity(src, settings, frames), resume)

@@ -19,8 +19,9 @@ from .journal import job_settings
 from .loader import load_upscaler
 from .overlap import run_overlapped
 from .pipeline import Upscaler
-from .resume import SEGMENT_SECONDS, open_output
+from .resume import open_output, work_segment_seconds
 from .shots import DEFAULT_THRESHOLD
+from .tiling import estimate_frame_seconds
 from .timing import output_rate, parse_rate, parse_time_factor
 from .video import VIDEO_EXTENSIONS, VideoInfo, iter_frames, probe
 from .video.filters import Deinterlace, plan_deinterlace
@@ -100,7 +101,7 @@ def upscale(
     overlap: bool = True,
     scene_threshold: float | None = DEFAULT_THRESHOLD,
     resume: bool = True,
-    segment_seconds: float = SEGMENT_SECONDS,
+    segment_seconds: float | None = None,
     start: str | float | None = None,
     duration: str | float | None = None,
     deinterlace: str = "auto",
@@ -121,8 +122,9 @@ def upscale(
     runs the three one after another, with the same result.
     Hard scene cuts (:mod:`stvup.shots`) split the clip into shots that are upsampled as clips of their own;
     ``scene_threshold`` sets how large a jump counts as a cut (larger: fewer cuts), None turns detection off.
-    A video output is written in segments of ``segment_seconds`` in a hidden work folder beside it
-    (:mod:`stvup.resume`): after an interruption the same call continues from the last complete segment, unless
+    A video output is written in segments in a hidden work folder beside it (:mod:`stvup.resume`), each about two
+    minutes of estimated model time and at most 4 s of video (``segment_seconds`` fixes the length): after an
+    interruption the same call continues from the last complete segment, unless
     the input or a setting changed or ``resume`` is False. ``start`` and ``duration`` (seconds, or HH:MM:SS.ms)
     upsample only that span, with its real neighbours as context and its audio and subtitles cut to match
     (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and ``deinterlace_rate`` (frame, field): interlaced
@@ -155,12 +157,19 @@ def upscale(
     upscaler.plan_tile(info.height, info.width)  # before the fingerprint: the tile shapes the pictures
     settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold,
                             span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
+    adopt = segment_seconds is None
+    if segment_seconds is None:
+        model_name = getattr(getattr(upscaler.model, "config", None), "name", "two-stream")
+        work = estimate_frame_seconds(model_name, upscaler.precision, upscaler.device.type,
+                                      info.width * s * info.height * s, len(upscaler.ensemble))  # fmt: skip
+        segment_seconds = work_segment_seconds(rate_out, work)
     writer = open_output(
         out_path,
         input=in_path,
         settings=settings,
         resume=resume,
         segment_seconds=segment_seconds,
+        adopt=adopt,
         width=info.width * s,
         height=info.height * s,
         rate=rate_out,

@@ -30,6 +30,7 @@ __all__ = [
     "input_fingerprint",
     "job_identity",
     "job_settings",
+    "journaled_segment_frames",
     "segment_length",
     "work_folder",
 ]
@@ -93,6 +94,22 @@ def job_identity(input: str | os.PathLike, settings: dict[str, Any], segment_fra
     """What a journal must match for its segments to be reused."""
     return {"version": _VERSION, "input": input_fingerprint(input), "settings": settings,
             "segment_frames": segment_frames}  # fmt: skip
+
+
+def journaled_segment_frames(
+    output: str | os.PathLike, input: str | os.PathLike, settings: dict[str, Any]
+) -> int | None:
+    """The segment length an unfinished run of this same job (input and settings) chose, if one is journaled beside
+    ``output``: a resumed run keeps it, so that a length estimated from the machine's speed cannot discard work."""
+    try:
+        journal = json.loads((work_folder(output) / JOURNAL).read_text())
+    except (OSError, ValueError):
+        return None
+    same = journal.get("version") == _VERSION and journal.get("settings") == settings
+    frames = journal.get("segment_frames")
+    if same and journal.get("input") == input_fingerprint(input) and isinstance(frames, int) and frames > 0:
+        return frames
+    return None
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -54,13 +54,40 @@ _COST = {
 }
 
 
+# Model seconds per output pixel, measured with `stvup bench` at 960x540 output (×2 time): stvun-small on a 2-core
+# AVX-512 BF16 CPU (0.613 s a frame in bf16, 1.298 in fp32) and the full stvun on an H200 (24.4 ms in bf16, 21.8
+# in fp32). The full network on a CPU and the small one on a GPU are scaled by the parameter count (×4.45), an
+# estimate. Only for choosing how much work a resumable segment holds, never reported as a speed.
+_SECONDS_PER_PIXEL = {
+    ("stvun-small", "cpu", "fp32"): 2.50e-6,
+    ("stvun-small", "cpu", "bf16"): 1.18e-6,
+    ("stvun", "cpu", "fp32"): 2.50e-6 * 4.45,
+    ("stvun", "cpu", "bf16"): 1.18e-6 * 4.45,
+    ("stvun", "cuda", "fp32"): 4.2e-8,
+    ("stvun", "cuda", "bf16"): 4.7e-8,
+    ("stvun-small", "cuda", "fp32"): 4.2e-8 / 4.45,
+    ("stvun-small", "cuda", "bf16"): 4.7e-8 / 4.45,
+}
+
+
+def _family(model: str) -> str:
+    """``stvun-small`` for the small, tiny and two-stream networks, else ``stvun`` (unknown ones priced as it)."""
+    small = model.startswith(("stvun-small", "stvun-tiny", "two-stream"))
+    return "stvun-small" if small else "stvun"
+
+
+def estimate_frame_seconds(model: str, precision: str, device: str, output_pixels: int, ensemble: int = 1) -> float:
+    """Rough model seconds per output frame of ``output_pixels`` (``device``: ``cpu`` or ``cuda``; any other is
+    priced as a CPU): what a lost segment costs, from the table above; ``ensemble`` copies cost that many times."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    per_pixel = _SECONDS_PER_PIXEL[(_family(model), kind, "fp32" if precision == "fp32" else "bf16")]
+    return per_pixel * output_pixels * max(1, ensemble)
+
+
 def estimate_bytes(model: str, precision: str, pixels: int, output_pixels: int = 0) -> int:
     """Peak bytes one window of ``pixels`` input pixels takes, plus the float accumulators of a tiled window's
     outputs (``output_pixels``, for up to 4 times at once). Unknown variants are priced as the full STVUN."""
-    family = "stvun-small" if model.startswith("stvun-small") or model.startswith("stvun-tiny") else "stvun"
-    if model.startswith("two-stream"):
-        family = "stvun-small"
-    fixed, per_pixel = _COST[(family, "fp32" if precision == "fp32" else "bf16")]
+    fixed, per_pixel = _COST[(_family(model), "fp32" if precision == "fp32" else "bf16")]
     return fixed + per_pixel * pixels + 4 * 4 * 4 * output_pixels
 
 

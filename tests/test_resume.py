@@ -175,3 +175,42 @@ def test_cli_no_resume_flag(tmp_path, clip, weights):  # noqa: F811
                                    "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["resumed_frames"] == 0 and probe(out).frame_count == 24
+
+
+def test_segments_hold_minutes_of_work_not_seconds_of_video():
+    """By default a segment is about two minutes of estimated model time, at least 12 frames, at most 4 s of video:
+    a 540p output on a CPU stays near the 4 s cap, 4K on a CPU gets 12 frames instead of 240 at 60 fps."""
+    from stvup.resume import work_segment_seconds
+    from stvup.tiling import estimate_frame_seconds
+
+    small = estimate_frame_seconds("stvun-small", "bf16", "cpu", 960 * 540)
+    big = estimate_frame_seconds("stvun-small", "bf16", "cpu", 3840 * 2160)
+    assert 0.3 < small < 1.2 and 5 < big < 20
+    assert 3.5 <= work_segment_seconds(Fraction(50), small) <= 4  # about 2 minutes: 196 frames
+    assert work_segment_seconds(Fraction(60), big) * 60 == 12
+    assert work_segment_seconds(Fraction(60), big) * 60 * big <= 240  # at most a few minutes lost to a crash
+    assert work_segment_seconds(Fraction(60), estimate_frame_seconds("stvun", "bf16", "cuda", 3840 * 2160)) == 4
+    assert estimate_frame_seconds("stvun-small", "bf16", "cpu", 100, ensemble=8) == pytest.approx(
+        8 * estimate_frame_seconds("stvun-small", "bf16", "cpu", 100)
+    )
+
+
+def test_a_resumed_run_keeps_the_segment_length_its_journal_chose(tmp_path, clip, upscaler, monkeypatch):
+    """The default length is an estimate of this machine's speed; a rerun that estimates otherwise (another machine,
+    another load) still continues the journaled segments instead of starting over."""
+    import stvup.job as job
+
+    out = tmp_path / "auto.mp4"
+    monkeypatch.setattr(job, "estimate_frame_seconds", lambda *a, **k: 120 / 12)  # 12 frames a segment
+
+    def stop(p) -> None:
+        if p.frames_out >= 30:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        stvup.upscale(clip, out, time=2, upscaler=upscaler, progress=stop)
+    journal = json.loads((work_folder(out) / JOURNAL).read_text())
+    assert journal["segment_frames"] == 12 and len(journal["segments"]) == 2
+    monkeypatch.setattr(job, "estimate_frame_seconds", lambda *a, **k: 120 / 16)  # now it would pick 16
+    again = stvup.upscale(clip, out, time=2, upscaler=upscaler)
+    assert again.resumed_frames == 24 and again.frames_out == 48

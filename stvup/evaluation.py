@@ -119,6 +119,36 @@ class Protocol:
         return list((lr * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
+def write_real_input(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    scale: int = 4,
+    reduction: str = "bicubic",
+    crf: int = 23,
+    max_frames: int | None = None,
+) -> tuple[int, int, int]:
+    """Write ``output``, a low-resolution H.264 (yuv420p) video made from ``source`` the way the real protocol makes
+    its input: each frame reduced ×``scale`` (antialiased ``reduction`` on the block-centre grid; sizes cropped to a
+    multiple of ``2·scale``) and encoded at ``crf`` with x264's ``medium`` preset, audio left out. What a phone or a
+    web transcoder would deliver, for trying stvup on footage whose full-resolution original is known. Returns the
+    frame count and the LR width and height."""
+    from stvup.video import probe
+    from stvup.video.writer import VideoWriter
+
+    info = probe(source)
+    h, w = info.height - info.height % (2 * scale), info.width - info.width % (2 * scale)
+    count = 0
+    with VideoWriter(output, width=w // scale, height=h // scale, rate=info.rate, codec="libx264", crf=crf,
+                     preset="medium", pix_fmt="yuv420p", copy_audio=False, copy_subtitles=False) as writer:  # fmt: skip
+        for image in read_clip(source, max_frames):
+            hr = torch.from_numpy(np.ascontiguousarray(image[:h, :w])).permute(2, 0, 1).float()[None] / 255
+            lr = (quantize(reduce(hr, scale, reduction)) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+            writer.write(np.ascontiguousarray(lr))
+            count += 1
+    return count, w // scale, h // scale
+
+
 @dataclass
 class EvalProgress:
     clip: str

@@ -264,3 +264,19 @@ def test_cli_eval_real_protocol_scores_each_crf(tmp_path, weights):
     assert text.count("H.264 yuv420p CRF 0") >= 2
     bad = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--protocol", "real", "--crf", "x"])
     assert bad.exit_code == 2 and "--crf" in bad.output
+
+
+def test_write_real_input_makes_the_real_protocols_low_resolution_video(tmp_path):
+    """A full-resolution clip becomes what a phone or transcoder would deliver: ×4 smaller (cropped to even LR
+    sizes), H.264 yuv420p at the CRF asked for, the same rate, pictures close to the protocol's own reduction."""
+    from stvup.evaluation import read_clip, write_real_input
+    from stvup.video import probe
+
+    src = make_clip(tmp_path / "hr.mp4", width=172, height=96, frames=6, audio=None)  # 172: cropped to 168
+    frames, w, h = write_real_input(src, tmp_path / "lr.mp4", crf=18)
+    info = probe(tmp_path / "lr.mp4")
+    assert (frames, w, h) == (6, 42, 24) and (info.width, info.height) == (42, 24) and info.codec == "h264"
+    assert info.rate == probe(src).rate
+    lr, hr = read_clip(tmp_path / "lr.mp4"), read_clip(src)
+    expect = Protocol("real", crf=None).degrade([f[:96, :168] for f in hr], 4)
+    assert len(lr) == 6 and psnr(lr[3], expect[3], y=True) > 35

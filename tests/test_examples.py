@@ -42,6 +42,11 @@ def test_examples_run(tmp_path, tiny_weights, capsys):
     assert _load("batch_folder").main([str(clip.parent), str(tmp_path / "out"), "--weights", tiny_weights]) == 0
     assert (tmp_path / "out" / "sample.mp4").is_file()
 
+    hr = tmp_path / "hr.mp4"
+    _load("make_sample_clip").make_sample_clip(str(hr), width=192, height=128, frames=6)
+    _load("readme_picture").main([str(hr), str(tmp_path / "p.png"), "--at", "0", "--weights", tiny_weights])
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
     capsys.readouterr()
     _load("benchmark").main(["--size", "64x32", "--frames", "2", "--weights", tiny_weights])
     report = json.loads(capsys.readouterr().out)

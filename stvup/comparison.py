@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .errors import OutputError, UsageError
 from .errors import describe as _describe
+from .video.color import eight_bit
 from .video.partial import default_mode
 
 __all__ = ["PreviewResult", "parse_crop", "preview"]
@@ -120,14 +121,6 @@ def _label(text: str, width: int) -> np.ndarray:
     return bar
 
 
-def _eight_bit(image: np.ndarray) -> np.ndarray:
-    """A frame as the PNG shows it: uint8 as it is; a deep source's uint16 (full range) scaled to 0–255 (code values,
-    not tone-mapped: a PQ or HLG picture looks flat, as it does on an SDR screen)."""
-    if image.dtype == np.uint16:
-        return (image.astype(np.float32) / 257.0).round().astype(np.uint8)
-    return image
-
-
 def _bicubic(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 ``(h, w, 3)`` → bicubic to ``size`` (h, w), as float in [0, 255]."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
@@ -214,14 +207,14 @@ def preview(
                 yield f.image, f.time
 
     outs = list(upscaler.stream(frames(), info.rate, 2 * info.rate, scene_threshold=DEFAULT_THRESHOLD, stop=2))
-    lr = [_eight_bit(inputs[t]) for t in sorted(inputs)]
+    lr = [eight_bit(inputs[t]) for t in sorted(inputs)]
     kept_bicubic = _bicubic(lr[0], size)
     new_bicubic = (kept_bicubic + _bicubic(lr[-1], size)) / 2  # the last frame has no next: its own copy
     panels = [
         (kept_bicubic, f"bicubic  kept {float(span.start):.2f} s"),
-        (_eight_bit(outs[0].image), f"stvup ×{s}  kept"),
+        (eight_bit(outs[0].image), f"stvup ×{s}  kept"),
         (new_bicubic, "bicubic+blend  new t=0.5"),
-        (_eight_bit(outs[1].image), f"stvup ×{s}  new t=0.5"),
+        (eight_bit(outs[1].image), f"stvup ×{s}  new t=0.5"),
     ]
     tiles = []
     for image, text in panels:

@@ -261,11 +261,13 @@ def _has_frames(folder: Path) -> bool:
 
 
 def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> list[np.ndarray]:
-    """All frames of a video or frame folder as uint8 ``(h, w, 3)`` arrays."""
+    """All frames of a video or frame folder as uint8 ``(h, w, 3)`` arrays (deep sources scaled to 8 bits)."""
+    from stvup.video.color import eight_bit
+
     frames = []
     with iter_frames(path) as stream:
         for f in stream:
-            frames.append(f.image)
+            frames.append(eight_bit(f.image))
             if max_frames is not None and len(frames) >= max_frames:
                 break
     return frames

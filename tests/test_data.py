@@ -239,3 +239,15 @@ def test_real_video_gives_samples():
     assert clip.frames.shape == (20, 256, 340, 3) and clip.rate == 30
     batch = Sampler([clip], patch=16).batch(0, 2)
     assert batch.lr.shape == (7, 2, 3, 16, 16)
+
+
+def test_deep_footage_trains_in_eight_bits(tmp_path):
+    """A 10-bit clip loads for training as uint8 frames on the same scale as 8-bit footage (not raw 16-bit values)."""
+    from stvup.data import load_clip
+    from stvup.video.color import eight_bit
+
+    from .test_formats import _ramp10
+
+    clip = load_clip(_ramp10(tmp_path / "deep.mkv", frames=4))
+    assert clip.frames.dtype == np.uint8 and 40 < float(clip.frames.mean()) < 200
+    assert eight_bit(np.array([[0, 257, 65535]], np.uint16)).tolist() == [[0, 1, 255]]

@@ -390,7 +390,13 @@ def test_info_lists_versions_devices_models_and_weights(weights, tmp_path, monke
     assert data["devices"][0]["name"] == "cpu"
     assert {m["name"]: m["parameters"] for m in data["models"]}["stvun"] == 30_882_276
     assert data["weights"] == [
-        {"path": str(shipped / "default.safetensors"), "model": "stvun-tiny", "megabytes": 1.2, "default": True}
+        {
+            "path": str(shipped / "default.safetensors"),
+            "model": "stvun-tiny",
+            "grid": "duf",
+            "megabytes": 1.2,
+            "default": True,
+        }
     ]
     # And the shipped default is what upscale uses without --weights.
     assert stvup.load_upscaler(device="cpu").model.config.name == "stvun-tiny"

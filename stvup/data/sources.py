@@ -81,11 +81,12 @@ def load_clip(path: str | os.PathLike, max_frames: int | None = None, folder_fps
     """Decode a video or frame folder into memory (at most ``max_frames`` frames)."""
     images = []
     from stvup.video import iter_frames
+    from stvup.video.color import eight_bit
 
     with iter_frames(path, folder_fps) as stream:
         rate = stream.info.rate
         for frame in stream:
-            images.append(frame.image)
+            images.append(eight_bit(frame.image))  # training works in 8 bits, whatever the source's depth
             if max_frames is not None and len(images) >= max_frames:
                 break
     frames = np.stack(images)

@@ -96,9 +96,9 @@ class RgbConverter:
 IMAGE_COLOR = {"colorspace": SPC_SMPTE170M, "color_range": RANGE_JPEG}
 
 
-def to_rgb(frame: Any, color: dict[str, int]) -> np.ndarray:
-    """Convert one frame to RGB (a fresh converter: for single images)."""
-    return RgbConverter(color)(frame)
+def to_rgb(frame: Any, color: dict[str, int], deep: bool = False) -> np.ndarray:
+    """Convert one frame to RGB, uint16 when ``deep`` (a fresh converter: for single images)."""
+    return RgbConverter(color, deep)(frame)
 
 
 def output_color(color: dict[str, int] | None, pix_fmt: str) -> dict[str, int]:
@@ -118,3 +118,12 @@ def output_color(color: dict[str, int] | None, pix_fmt: str) -> dict[str, int]:
     elif color_range not in (RANGE_MPEG, RANGE_JPEG):
         color_range = RANGE_MPEG
     return {"colorspace": colorspace, "color_range": color_range, "color_primaries": primaries, "color_trc": trc}
+
+
+def eight_bit(image: np.ndarray) -> np.ndarray:
+    """An RGB frame in 8 bits: uint8 as it is, a deep source's full-range uint16 scaled to 0–255 (code values, not
+    tone-mapped: a PQ or HLG picture looks flat, as on an SDR screen). For what works in 8 bits (training data,
+    scores, pictures), never for the output, which keeps the depth."""
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return image

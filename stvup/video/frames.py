@@ -1,7 +1,9 @@
 """Frame folders, in and out.
 
 As input: a directory of ``.png``/``.jpg``/``.jpeg`` images in natural numeric order (``Frame 2.png`` before
-``Frame 10.png``), shown at a rate the caller chooses; images are decoded with PyAV and taken as sRGB. As output:
+``Frame 10.png``), shown at a rate the caller chooses; images are decoded with PyAV and taken as sRGB (an alpha
+channel is dropped). A folder whose first image has more than 8 bits per component (16-bit PNGs) is read as uint16
+RGB, like a deep video, so that its depth reaches the output. As output:
 numbered PNGs written by :class:`FrameFolderWriter`, which takes the same arguments as
 :class:`~stvup.video.writer.VideoWriter` and publishes the folder atomically like it.
 """
@@ -15,6 +17,7 @@ import tempfile
 from collections.abc import Generator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -24,6 +27,7 @@ from stvup.errors import InputError, OutputError
 from stvup.errors import describe as _describe
 from stvup.video.color import IMAGE_COLOR, PRI_BT709, RANGE_MPEG, SPC_BT709, TRC_IEC61966_2_1, to_rgb
 from stvup.video.encoding import check_image, check_rotation, check_size, rgb_frame
+from stvup.video.formats import format_bit_depth
 from stvup.video.info import DecodedFrame, VideoInfo
 from stvup.video.partial import AtomicOutput, default_mode, parent_folder, partial_prefix, remove_stale_partials
 from stvup.video.passthrough import unwritable_streams
@@ -64,8 +68,8 @@ def natural_key(name: str) -> tuple:
 
 def probe_folder(folder: str, input_fps: Fraction) -> VideoInfo:
     files = list_frame_files(folder)
-    first = read_image(files[0])
-    height, width = first.shape[:2]
+    first, bit_depth = _decode_image(files[0])
+    height, width = first.height, first.width
     codec = "png" if files[0].suffix.lower() == ".png" else "mjpeg"
     count = len(files)
     return VideoInfo(
@@ -88,23 +92,33 @@ def probe_folder(folder: str, input_fps: Fraction) -> VideoInfo:
         has_audio=False,
         audio_streams=0,
         subtitle_streams=0,
+        bit_depth=bit_depth,
     )
 
 
-def read_image(file: Path) -> np.ndarray:
-    """Decode one PNG/JPEG with PyAV into an (h, w, 3) uint8 RGB array."""
+def _decode_image(file: Path) -> tuple[Any, int]:
+    """The decoded picture of one PNG/JPEG (a PyAV frame) and its bits per component."""
     try:
         with av.open(str(file)) as container:
             for frame in container.decode(video=0):
-                return to_rgb(frame, IMAGE_COLOR)
+                return frame, format_bit_depth(frame.format)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise InputError(file, f"cannot decode image ({_describe(exc)})") from None
     raise InputError(file, "cannot decode image (no picture in file)")
 
 
+def read_image(file: Path, deep: bool = False) -> np.ndarray:
+    """Decode one PNG/JPEG with PyAV into an (h, w, 3) RGB array: uint8, or uint16 when ``deep``."""
+    frame, _ = _decode_image(file)
+    try:
+        return to_rgb(frame, IMAGE_COLOR, deep)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise InputError(file, f"cannot decode image ({_describe(exc)})") from None
+
+
 def iter_folder(folder: str, info: VideoInfo, first: int = 0) -> Generator[DecodedFrame, None, None]:
     for index, file in enumerate(list_frame_files(folder)[first:], start=first):
-        image = read_image(file)
+        image = read_image(file, deep=info.bit_depth > 8)
         if image.shape[:2] != (info.height, info.width):
             raise InputError(
                 file,

@@ -3,6 +3,12 @@
 The segments come from encoders with the same settings, so they share their headers (checked here); each one's
 timestamps start at 0 and are shifted by the frames before it, which gives one continuous stream. The source's
 audio and subtitles are muxed in as the video goes, interleaved by time.
+
+Matroska and WebM store no decode timestamps: reading a segment back, the first packets of a codec that reorders
+frames (H.264 and HEVC with B-frames) come without one, which the muxer then fills in from their presentation time,
+out of order with the next ones ("Invalid argument"). For such segments every packet gets a decode time on one
+grid for the whole output: the k-th smallest presentation time of its segment less the largest reorder delay of
+all segments, so that decode times never pass presentation times and keep increasing from one segment to the next.
 """
 
 from __future__ import annotations
@@ -52,8 +58,9 @@ def join_segments(
                 video.set_display_rotation(rotation)
             if source is not None and os.path.isfile(os.fspath(source)):
                 copier = PacketCopier(os.fspath(source), output, True, True, skipped, window)
+            grids = _decode_grids(files, out_tb)
             start = 0
-            for file in files:
+            for file, grid in zip(files, grids):
                 with av.open(str(file)) as part:
                     stream = part.streams.video[0]
                     if bytes(stream.codec_context.extradata or b"") != headers:
@@ -62,10 +69,13 @@ def join_segments(
                     for packet in part.demux(stream):
                         if packet.size == 0:
                             continue
-                        count += 1
                         scale = packet.time_base / out_tb  # segment time base → output frames
                         packet.pts = None if packet.pts is None else round(packet.pts * scale) + start
-                        packet.dts = None if packet.dts is None else round(packet.dts * scale) + start
+                        if grid is not None:
+                            packet.dts = grid[count] + start
+                        else:
+                            packet.dts = None if packet.dts is None else round(packet.dts * scale) + start
+                        count += 1
                         packet.duration = round(packet.duration * scale) if packet.duration else 1
                         if copier is not None and packet.dts is not None:
                             copier.mux_until(Fraction(max(packet.dts, 0)) * out_tb)
@@ -84,3 +94,28 @@ def join_segments(
         if os.path.exists(tmp):
             os.remove(tmp)
     return skipped
+
+
+def _decode_grids(files: list[Path], out_tb: Fraction) -> list[list[int] | None]:
+    """Decode times, in output frames from each segment's start, for segments read back without some of them
+    (Matroska, WebM; see the module docstring): one list per file, by packet in decode order; None for every file
+    when all packets have their own."""
+    presented: list[list[int]] = []
+    missing = False
+    for file in files:
+        with av.open(str(file)) as part:
+            stream = part.streams.video[0]
+            stamps = []
+            for packet in part.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return [None] * len(files)  # nothing to place them by: as they come
+                missing = missing or packet.dts is None
+                stamps.append(round(packet.pts * packet.time_base / out_tb))
+            presented.append(stamps)
+    if not missing:
+        return [None] * len(files)
+    # Packet k decodes at the k-th presentation time less the delay: the least delay that decodes none after it shows.
+    delay = max([0] + [nth - own for stamps in presented for nth, own in zip(sorted(stamps), stamps)])
+    return [[nth - delay for nth in sorted(stamps)] for stamps in presented]

@@ -18,6 +18,7 @@ __all__ = [
     "positive_rate",
     "same_rate",
     "snap_rate",
+    "snap_time",
     "timestamp_rate",
 ]
 
@@ -61,11 +62,28 @@ class Clock:
             return self.last
         candidate = None
         if stamp is not None and self.origin is not None:
-            candidate = (stamp - self.origin) * self.time_base
+            candidate = snap_time((stamp - self.origin) * self.time_base, self.step, self.time_base)
         if candidate is None or candidate <= self.last:
             candidate = self.last + self.step
         self.last = candidate
         return candidate
+
+
+def snap_time(time: Fraction, step: Fraction, tick: Fraction | None) -> Fraction:
+    """``time`` moved onto the frame grid (a multiple of ``step``) when it is within one ``tick`` of the time base
+    of it, else ``time`` itself.
+
+    Containers round timestamps to their time base: Matroska and WebM store milliseconds, so a 24 fps frame shown at
+    7/24 s is stored as 292 ms. Taken as it is, that frame sits a third of a millisecond late, the clip seems to end
+    after 1/3 s, and at ×2 an output frame at exactly 1/3 s appears (17 frames from 8), while every other kept frame
+    (output 2 at 1/24 s, before the stored 42 ms) becomes a new frame at T_in 0.99. Two stamps rounded this way are
+    at most one tick apart from their true distance, so one tick (at most a quarter of a frame) is the tolerance;
+    variable-rate frames further from the grid keep their times.
+    """
+    if not tick:
+        return time
+    grid = round(time / step) * step
+    return grid if abs(time - grid) <= min(Fraction(tick), step / 4) else time
 
 
 def check_fps(fps: Fraction | int | float | str) -> Fraction:

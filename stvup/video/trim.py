@@ -24,6 +24,7 @@ from stvup.errors import InputError, UsageError
 from stvup.video.color import RgbConverter
 from stvup.video.frames import iter_folder
 from stvup.video.info import DecodedFrame, FrameStream, VideoInfo
+from stvup.video.rates import snap_time
 from stvup.video.reader import _decode_all, _open_input, _video_stream
 
 __all__ = ["Span", "iter_span", "parse_time"]
@@ -137,7 +138,7 @@ def _container_span(
         index = 0
         last: Fraction | None = None
         for frame in frames:
-            time = (frame.pts - origin) * tb if frame.pts is not None and tb else None
+            time = snap_time((frame.pts - origin) * tb, step, tb) if frame.pts is not None and tb else None
             if time is None or (last is not None and time <= last):
                 time = (last + step) if last is not None else span.start
             last = time

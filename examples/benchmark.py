@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from stvup.bench import benchmark, parse_size
+from stvup.evaluation.bench import benchmark, parse_size
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 import stvup
-from stvup.eval_methods import interpolate
-from stvup.evaluation import degrade_frames, find_clips, read_clip
-from stvup.metrics import psnr
+from stvup.evaluation.methods import interpolate
+from stvup.evaluation.metrics import psnr
+from stvup.evaluation.protocol import degrade_frames, find_clips, read_clip
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from stvup.bench import parse_size, synthetic_frames
+from stvup.evaluation.bench import parse_size, synthetic_frames
 
 
 def make_sample_clip(path: str, width: int = 160, height: int = 96, frames: int = 24, fps: int = 24) -> None:

@@ -3,8 +3,8 @@
 python examples/readme_picture.py HR_CLIP docs/preview.png --at 1.0 --crop 320x240+160+120 --crf 23
 
 The full-resolution clip is reduced by antialiased bicubic and delivered as H.264 at ``--crf`` (the real
-protocol's input, :func:`stvup.evaluation.write_real_input`) into a temporary file, and ``stvup preview`` shows the
-kept frame at ``--at`` and the new frame halfway to the next one, bicubic beside stvup, cropped to ``--crop``
+protocol's input, :func:`stvup.evaluation.protocol.write_real_input`) into a temporary file, and ``stvup preview`` shows
+the kept frame at ``--at`` and the new frame halfway to the next one, bicubic beside stvup, cropped to ``--crop``
 (output pixels). The shipped picture's source and licence are given in the README.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import stvup
-from stvup.evaluation import write_real_input
+from stvup.evaluation.protocol import write_real_input
 
 
 def make_picture(source: str, output: str, at: float, crop: str | None, crf: int, weights: str | None = None) -> str:

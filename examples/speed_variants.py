@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from stvup.model import build_model
-from stvup.pipeline import Upscaler
+from stvup.upscaling.pipeline import Upscaler
 
 
 def clip(width: int, height: int, count: int) -> list[tuple[np.ndarray, Fraction]]:

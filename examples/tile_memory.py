@@ -1,4 +1,4 @@
-"""Peak memory and time of one window at a few input sizes: the numbers behind ``--tile auto`` (stvup.tiling).
+"""Peak memory and time of one window at a few input sizes: the numbers behind ``--tile auto`` (stvup.upscaling.tiling).
 
 python examples/tile_memory.py stvun-small bf16 128     # one model, precision and input side per process
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from stvup.model import build_model
-from stvup.pipeline import Upscaler
+from stvup.upscaling.pipeline import Upscaler
 
 
 def measure(model: str, precision: str, side: int, frames: int = 4) -> dict[str, float]:

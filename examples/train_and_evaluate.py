@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import stvup
-from stvup.pipeline import Upscaler
+from stvup.upscaling.pipeline import Upscaler
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import stvup
-from stvup.evaluation import find_clips, write_report
+from stvup.evaluation.protocol import find_clips, write_report
 
 # (run name, labeled fraction, λ) of the fine-tuning runs; each starts from its fraction's stage-1 checkpoint.
 SWEEP = [(f"{pct}-lc{lam:g}", pct / 100, lam) for pct in (100, 20, 10) for lam in (4.0, 0.0)]

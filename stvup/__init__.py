@@ -12,41 +12,41 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Public names and the module that defines each. They are imported on first use (PEP 562), so ``import stvup``
-# stays cheap and works where optional pieces are missing: the GPU training kit runs ``stvup.gpukit`` on machines
+# stays cheap and works where optional pieces are missing: the GPU training kit runs ``stvup.kit`` on machines
 # that have PyTorch but no PyAV, and training never touches video decoding there.
 _EXPORTS = {
-    "batch": "folder",
-    "load_upscaler": "loader",
-    "upscale": "job",
+    "batch": "batching.folder",
+    "load_upscaler": "upscaling.loader",
+    "upscale": "upscaling.job",
     "CheckpointError": "errors",
     "InputError": "errors",
     "OutputError": "errors",
     "StvupError": "errors",
     "UsageError": "errors",
-    "EvalReport": "evaluation",
-    "evaluate": "evaluation",
-    "find_clips": "evaluation",
+    "EvalReport": "evaluation.protocol",
+    "evaluate": "evaluation.protocol",
+    "find_clips": "evaluation.protocol",
     "build_model": "model",
     "list_models": "model",
-    "TrainConfig": "training",
-    "TrainResult": "training",
-    "train": "training",
-    "preview": "comparison",
-    "convert_checkpoint": "weights",
-    "load_checkpoint": "weights",
-    "load_weights": "weights",
+    "TrainConfig": "training.loop",
+    "TrainResult": "training.loop",
+    "train": "training.loop",
+    "preview": "upscaling.comparison",
+    "convert_checkpoint": "model.weights",
+    "load_checkpoint": "model.weights",
+    "load_weights": "model.weights",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .comparison import preview
+    from .batching.folder import batch
     from .errors import CheckpointError, InputError, OutputError, StvupError, UsageError
-    from .evaluation import EvalReport, evaluate, find_clips
-    from .folder import batch
-    from .job import upscale
-    from .loader import load_upscaler
+    from .evaluation.protocol import EvalReport, evaluate, find_clips
     from .model import build_model, list_models
-    from .training import TrainConfig, TrainResult, train
-    from .weights import convert_checkpoint, load_checkpoint, load_weights
+    from .model.weights import convert_checkpoint, load_checkpoint, load_weights
+    from .training.loop import TrainConfig, TrainResult, train
+    from .upscaling.comparison import preview
+    from .upscaling.job import upscale
+    from .upscaling.loader import load_upscaler
 
 
 def __getattr__(name: str) -> Any:

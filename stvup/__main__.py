@@ -1,5 +1,5 @@
 """``python -m stvup``: the ``stvup`` command without an installed entry point (how the GPU kit runs remotely)."""
 
-from stvup.cli import main
+from stvup.cli.main import main
 
 main()

@@ -1,4 +1,4 @@
-"""Speed settings (stvup.acceleration): memory layout and torch.compile change speed, not the pictures."""
+"""Speed settings (stvup.upscaling.acceleration): memory layout and torch.compile change speed, not the pictures."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.errors import UsageError
-from stvup.pipeline import Upscaler
+from stvup.upscaling.pipeline import Upscaler
 
 from .conftest import make_clip
 from .test_upscale import _frames, _tiny, weights  # noqa: F401 - the fixture
@@ -48,7 +48,9 @@ def test_compile_option_reaches_every_part_of_the_network(weights, tmp_path, mon
     takes minutes; the next test compiles for real)."""
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append((type(self).__name__, kw["mode"])))
-    monkeypatch.setattr("stvup.acceleration.shutil.which", lambda name: f"/usr/bin/{name}")  # no compiler needed
+    monkeypatch.setattr(
+        "stvup.upscaling.acceleration.shutil.which", lambda name: f"/usr/bin/{name}"
+    )  # no compiler needed
     src = make_clip(tmp_path / "in.mp4", width=40, height=24, frames=4, audio=None)
     out = tmp_path / "out.mp4"
     res = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(out), "--weights", str(weights), "--device", "cpu",

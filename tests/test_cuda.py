@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.video import iter_frames
 
 from .conftest import make_clip
@@ -49,7 +49,7 @@ def test_cuda_bench_in_low_precision(weights, precision):  # noqa: F811
 
 
 def test_cuda_training_steps(tmp_path):
-    from stvup.training import train
+    from stvup.training.loop import train
 
     result = train(_config(tmp_path, device="cuda", precision="bf16", pretrain_steps=2, steps=2),
                    clips=[_texture_clip()])  # fmt: skip

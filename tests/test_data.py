@@ -12,8 +12,8 @@ import torch
 from stvup.data import Clip, Degradation, Sampler, compress_clip, duf_downsample, find_sources, gaussian_kernel
 from stvup.data.degrade import REAL_KERNELS, REAL_VIDEO, quantize, reduce
 from stvup.errors import UsageError
-from stvup.metrics import psnr
-from stvup.shots import shot_starts
+from stvup.evaluation.metrics import psnr
+from stvup.upscaling.shots import shot_starts
 
 from .conftest import DATA
 

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from stvup.eval_methods import bicubic_blend, joint
-from stvup.evaluation import degrade_frames, read_clip, score_frames
-from stvup.loader import load_upscaler
-from stvup.weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata, sha256_file
+from stvup.evaluation.methods import bicubic_blend, joint
+from stvup.evaluation.protocol import degrade_frames, read_clip, score_frames
+from stvup.model.weights import WEIGHTS_DIR, default_weights_path, read_safetensors_metadata, sha256_file
+from stvup.upscaling.loader import load_upscaler
 
 from .conftest import DATA
 
@@ -45,8 +45,8 @@ def test_default_weights_at_x4_time_weight_new_frames_by_time():
     # at T_in = 1/4 and 3/4 must beat both the paper's even mean with the same weights (about 1 dB here) and
     # grid-aligned bicubic + blending (which the even mean loses to at 1/4).
     from stvup.model import build_model
-    from stvup.pipeline import Upscaler
-    from stvup.weights import load_checkpoint, load_weights
+    from stvup.model.weights import load_checkpoint, load_weights
+    from stvup.upscaling.pipeline import Upscaler
 
     frames = [f[200:360, 300:492] for f in read_clip(DATA / "vid4" / "GT" / "walk", max_frames=9)]
     lr = degrade_frames(frames[0::4], 4)

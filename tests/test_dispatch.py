@@ -1,4 +1,4 @@
-"""The Ray batch's driver loop (stvup.dispatch) against a stand-in for Ray: no cluster, every outcome scripted.
+"""The Ray batch's driver loop (stvup.batching.dispatch) against a stand-in for Ray: no cluster, every outcome scripted.
 
 The real cluster is exercised in test_ray.py; here each kind of failure is made to happen exactly where wanted, and
 what the loop does about it is checked: retries, resting workers, lost workers, bad inputs, all workers lost.
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from stvup.dispatch import MAX_WAITS, Dispatcher, Part, Video
+from stvup.batching.dispatch import MAX_WAITS, Dispatcher, Part, Video
+from stvup.batching.inputs import BatchResult
+from stvup.batching.workers import Workers
 from stvup.errors import InputError
-from stvup.folder import BatchResult
-from stvup.workers import Workers
 
 
 class RayError(Exception):
@@ -181,8 +181,8 @@ def test_unexpected_errors_use_up_the_retries():
 
 
 def test_a_restarting_worker_makes_its_part_wait_without_using_a_try(monkeypatch):
-    monkeypatch.setattr("stvup.workers._MAX_REST", 0.0)  # no real back-off in a test
-    monkeypatch.setattr("stvup.dispatch.POLL", 0.001)
+    monkeypatch.setattr("stvup.batching.workers._MAX_REST", 0.0)  # no real back-off in a test
+    monkeypatch.setattr("stvup.batching.dispatch.POLL", 0.001)
     busy = Actor("a", script=[ActorUnavailableError("restarting")] * 3)
     result, _ = dispatch([busy], [video("x.mp4")], [Part(0, 0, None)], retries=0)
     assert not result.failures and len(busy.calls) == 4

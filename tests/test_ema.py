@@ -7,12 +7,12 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from stvup.cli import cli
-from stvup.ema import WeightEMA
+from stvup.cli.main import cli
 from stvup.errors import CheckpointError, UsageError
-from stvup.runs import load_training_checkpoint
-from stvup.training import train
-from stvup.weights import load_checkpoint, read_safetensors
+from stvup.model.weights import load_checkpoint, read_safetensors
+from stvup.training.ema import WeightEMA
+from stvup.training.loop import train
+from stvup.training.runs import load_training_checkpoint
 
 from .test_train import _config, _texture_clip, _tiny_cli_run
 

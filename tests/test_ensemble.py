@@ -11,14 +11,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import stvup.pipeline as pipeline
-from stvup.cli import cli
-from stvup.ensemble import ensemble_transforms
+import stvup.upscaling.pipeline as pipeline
+from stvup.cli.main import cli
 from stvup.errors import UsageError
 from stvup.model import build_model
-from stvup.pipeline import Upscaler
-from stvup.tiling import estimate_bytes
-from stvup.weights import save_safetensors
+from stvup.model.weights import save_safetensors
+from stvup.upscaling.ensemble import ensemble_transforms
+from stvup.upscaling.pipeline import Upscaler
+from stvup.upscaling.tiling import estimate_bytes
 
 from .helpers import seeded_state
 
@@ -88,8 +88,8 @@ def test_flips_need_no_correction_on_the_block_centre_grid(scale):
 def test_upscaler_ensemble_follows_the_weights_grid(tmp_path):
     """An untrained (zero-head) STVUN upsamples bilinearly on the block-centre grid, so its two-copy ensemble equals
     the plain run when the weights say block-centre, and not when they say duf; the grid comes from the file."""
-    from stvup.loader import load_upscaler
-    from stvup.steps import zero_heads
+    from stvup.training.steps import zero_heads
+    from stvup.upscaling.loader import load_upscaler
 
     model = build_model("stvun-tiny")
     zero_heads(model)  # zero residual head and zero flow: bilinear upsampling and frame blending

@@ -10,15 +10,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.data import duf_downsample
 from stvup.data.degrade import reduce
 from stvup.errors import UsageError
-from stvup.eval_methods import bicubic_blend, ffmpeg_baseline
-from stvup.evaluation import Protocol, best_shift, degrade_frames, evaluate, find_clips, score_frames
-from stvup.metrics import psnr
+from stvup.evaluation.methods import bicubic_blend, ffmpeg_baseline
+from stvup.evaluation.metrics import psnr
+from stvup.evaluation.protocol import Protocol, best_shift, degrade_frames, evaluate, find_clips, score_frames
 from stvup.model import build_model
-from stvup.weights import save_safetensors
+from stvup.model.weights import save_safetensors
 
 from .conftest import make_clip
 from .helpers import seeded_state
@@ -72,7 +72,7 @@ def test_bicubic_blend_and_ffmpeg_give_one_frame_per_ground_truth_frame():
 
 
 def test_evaluate_runs_every_method(tmp_path, weights):
-    from stvup.loader import load_upscaler
+    from stvup.upscaling.loader import load_upscaler
 
     clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
     report = evaluate([clip], upscaler=load_upscaler(weights, device="cpu"), crop=4)
@@ -166,7 +166,7 @@ def test_time_factor_protocol_inputs_every_nth_frame_and_scores_each_time():
 
 
 def test_evaluate_at_x3_time_runs_every_method_and_reports_per_time(tmp_path, weights):
-    from stvup.loader import load_upscaler
+    from stvup.upscaling.loader import load_upscaler
 
     clip = make_clip(tmp_path / "c.mp4", width=80, height=64, frames=7, audio=None)
     up = load_upscaler(weights, device="cpu")
@@ -269,7 +269,7 @@ def test_cli_eval_real_protocol_scores_each_crf(tmp_path, weights):
 def test_write_real_input_makes_the_real_protocols_low_resolution_video(tmp_path):
     """A full-resolution clip becomes what a phone or transcoder would deliver: ×4 smaller (cropped to even LR
     sizes), H.264 yuv420p at the CRF asked for, the same rate, pictures close to the protocol's own reduction."""
-    from stvup.evaluation import read_clip, write_real_input
+    from stvup.evaluation.protocol import read_clip, write_real_input
     from stvup.video import probe
 
     src = make_clip(tmp_path / "hr.mp4", width=172, height=96, frames=6, audio=None)  # 172: cropped to 168

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stvup.model import build_model
+from stvup.model.weights import save_safetensors
 from stvup.video import probe
-from stvup.weights import save_safetensors
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -74,7 +74,7 @@ def _decoded(path):
 
 @pytest.fixture(scope="module")
 def upscaler():
-    return stvup.pipeline.Upscaler(_tiny(), device="cpu", precision="fp32")
+    return stvup.upscaling.pipeline.Upscaler(_tiny(), device="cpu", precision="fp32")
 
 
 def test_auto_finds_the_interlaced_clip_and_not_the_progressive_one(footage):

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from stvup.data import Batch, Sampler
 from stvup.errors import UsageError
-from stvup.flowtrain import flow_step, inside_mask
-from stvup.losses import occlusion_mask, photometric_loss, smoothness_loss
 from stvup.model import build_model
-from stvup.training import TrainConfig, train, zero_heads
+from stvup.training.flowtrain import flow_step, inside_mask
+from stvup.training.loop import TrainConfig, train, zero_heads
+from stvup.training.losses import occlusion_mask, photometric_loss, smoothness_loss
 
 from .test_train import _config, _texture_clip
 

@@ -25,8 +25,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 import stvup
-from stvup.job import default_output_path
-from stvup.journal import JOURNAL, work_folder
+from stvup.upscaling.job import default_output_path
+from stvup.upscaling.journal import JOURNAL, work_folder
 from stvup.video import iter_frames, probe
 from stvup.video.color import SWS_MATRIX
 

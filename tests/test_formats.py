@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import stvup
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.video import probe
 
 from .conftest import pattern

@@ -15,15 +15,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.data.sources import load_clip
 from stvup.errors import CheckpointError, InputError
+from stvup.evaluation.metrics import psnr
 from stvup.kit.pack import MANIFEST, PACK_FOLDER, build_pack, load_pack
 from stvup.kit.shards import join_shards, write_shards
-from stvup.metrics import psnr
 from stvup.model import build_model
+from stvup.model.weights import load_weights
 from stvup.video import VideoWriter
-from stvup.weights import load_weights
 
 from .test_train import _texture_clip
 
@@ -179,8 +179,8 @@ def test_chunk_errors_are_one_line(tmp_path):
 
 
 def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
-    from stvup.kit.cli import DEFAULT_SETTINGS
-    from stvup.runs import TrainConfig
+    from stvup.cli.kit import DEFAULT_SETTINGS
+    from stvup.training.runs import TrainConfig
 
     cfg = TrainConfig(data=[], **DEFAULT_SETTINGS)
     assert cfg.freeze_flow and not cfg.flow_reset and cfg.flow_steps == 0

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stvup.metrics import psnr, ssim, to_y
+from stvup.evaluation.metrics import psnr, ssim, to_y
 
 
 def test_psnr_by_hand():

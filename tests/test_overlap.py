@@ -12,8 +12,8 @@ import pytest
 
 import stvup
 from stvup.errors import InputError
-from stvup.overlap import run_overlapped
-from stvup.pipeline import Upscaler
+from stvup.upscaling.overlap import run_overlapped
+from stvup.upscaling.pipeline import Upscaler
 from stvup.video import iter_frames
 
 from .test_upscale import _files, _frames, _tiny, weights  # noqa: F401 - the fixture is used by name

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from stvup.data.prefetch import Prefetch, prefetch_workers
-from stvup.training import train
-from stvup.weights import read_safetensors
+from stvup.model.weights import read_safetensors
+from stvup.training.loop import train
 
 from .test_train import _config, _texture_clip
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import stvup
-from stvup.cli import cli
-from stvup.comparison import _BAR, _GAP, parse_crop
+from stvup.cli.main import cli
 from stvup.errors import InputError, OutputError, UsageError
+from stvup.upscaling.comparison import _BAR, _GAP, parse_crop
 
 from .conftest import make_clip
 from .test_upscale import weights  # noqa: F401 - fixture

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import stvup
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.video import iter_frames, probe
 
 from .conftest import make_clip
@@ -158,7 +158,7 @@ def test_a_worker_lost_for_good_gets_no_more_parts(tmp_path, videos, weights, lo
 
 def test_a_batch_whose_workers_are_all_lost_fails_without_hanging(tmp_path, videos, weights, local_ray):  # noqa: F811
     """Both workers lost for good: the unfinished video fails with a one-line reason, and the batch returns."""
-    from stvup.journal import work_folder
+    from stvup.upscaling.journal import work_folder
 
     progress, killed = _kill_at_first_report([0, 1], restart=False)
     res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stvup.distributed import plan_parts
+from stvup.batching.distributed import plan_parts
 
 
 def test_a_fresh_video_is_cut_into_about_one_part_per_worker():

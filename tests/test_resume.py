@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import stvup
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.errors import OutputError
-from stvup.journal import JOURNAL, LOCK, work_folder
-from stvup.pipeline import Upscaler
+from stvup.upscaling.journal import JOURNAL, LOCK, work_folder
+from stvup.upscaling.pipeline import Upscaler
 from stvup.video import iter_frames, probe
 
 from .conftest import make_clip
@@ -180,8 +180,8 @@ def test_cli_no_resume_flag(tmp_path, clip, weights):  # noqa: F811
 def test_segments_hold_minutes_of_work_not_seconds_of_video():
     """By default a segment is about two minutes of estimated model time, at least 12 frames, at most 4 s of video:
     a 540p output on a CPU stays near the 4 s cap, 4K on a CPU gets 12 frames instead of 240 at 60 fps."""
-    from stvup.resume import work_segment_seconds
-    from stvup.tiling import estimate_frame_seconds
+    from stvup.upscaling.resume import work_segment_seconds
+    from stvup.upscaling.tiling import estimate_frame_seconds
 
     small = estimate_frame_seconds("stvun-small", "bf16", "cpu", 960 * 540)
     big = estimate_frame_seconds("stvun-small", "bf16", "cpu", 3840 * 2160)
@@ -198,7 +198,7 @@ def test_segments_hold_minutes_of_work_not_seconds_of_video():
 def test_a_resumed_run_keeps_the_segment_length_its_journal_chose(tmp_path, clip, upscaler, monkeypatch):
     """The default length is an estimate of this machine's speed; a rerun that estimates otherwise (another machine,
     another load) still continues the journaled segments instead of starting over."""
-    import stvup.job as job
+    import stvup.upscaling.job as job
 
     out = tmp_path / "auto.mp4"
     monkeypatch.setattr(job, "estimate_frame_seconds", lambda *a, **k: 120 / 12)  # 12 frames a segment

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 import stvup
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.model import build_model
-from stvup.pipeline import Upscaler
-from stvup.shots import ShotDetector, shot_starts
+from stvup.model.weights import save_safetensors
+from stvup.upscaling.pipeline import Upscaler
+from stvup.upscaling.shots import ShotDetector, shot_starts
 from stvup.video import iter_frames
-from stvup.weights import save_safetensors
 
 from .conftest import DATA
 from .helpers import seeded_state

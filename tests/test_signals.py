@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stvup.cli import cli
-from stvup.signals import Terminated, stop_on_signals
+from stvup.cli.main import cli
+from stvup.cli.signals import Terminated, stop_on_signals
 from stvup.video import probe
 from stvup.video.partial import partial_prefix, remove_stale_partials
 
@@ -34,7 +34,8 @@ def _start(src: Path, out: Path, weights_path: Path) -> subprocess.Popen:
 
 
 def _partials(folder: Path) -> list[str]:
-    """Temporary files here and in the output's hidden work folder (stvup.resume), as paths relative to ``folder``."""
+    """Temporary files here and in the output's hidden work folder (stvup.upscaling.resume), as paths relative to
+    ``folder``."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*") if ".partial-" in p.name)
 
 

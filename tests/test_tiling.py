@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from stvup.errors import UsageError
-from stvup.pipeline import Upscaler
-from stvup.tiling import SWEET, balanced_tile, choose_tile, estimate_bytes, parse_tile
+from stvup.upscaling.pipeline import Upscaler
+from stvup.upscaling.tiling import SWEET, balanced_tile, choose_tile, estimate_bytes, parse_tile
 
 from .test_upscale import _frames, _tiny
 

@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.data import Clip, Sampler
 from stvup.errors import UsageError
-from stvup.losses import LossWeights
 from stvup.model import build_model
-from stvup.runs import config_from
-from stvup.training import TrainConfig, TrainProgress, train, training_step, zero_heads
+from stvup.model.weights import load_weights, read_safetensors
+from stvup.training.loop import TrainConfig, TrainProgress, train, training_step, zero_heads
+from stvup.training.losses import LossWeights
+from stvup.training.runs import config_from
 from stvup.video import probe
-from stvup.weights import load_weights, read_safetensors
 
 from .conftest import make_clip
 
@@ -278,7 +278,7 @@ def test_cli_real_video_mix_is_saved_and_named_in_the_weights(tmp_path):
     """``--degradation real`` fills the strengths left unsaid from the real-video mix (an option given wins), saves
     them with the run, and the weights file names its grid, which the upscaler then follows."""
     from stvup.data.degrade import REAL_VIDEO
-    from stvup.loader import load_upscaler
+    from stvup.upscaling.loader import load_upscaler
 
     run, args = _tiny_cli_run(tmp_path, frames=16, pretrain_steps=0, steps=2)
     res = CliRunner().invoke(cli, [*args, "--degradation", "real", "--noise", "2"])

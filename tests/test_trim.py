@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import stvup
 import stvup.video.trim as trim
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.errors import UsageError
 from stvup.video import iter_frames, probe
 from stvup.video.trim import parse_time

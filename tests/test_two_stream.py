@@ -9,17 +9,17 @@ import torch
 from click.testing import CliRunner
 
 from stvup import load_upscaler, upscale
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.data import Sampler
 from stvup.data.sampler import SEGMENT
 from stvup.errors import UsageError
-from stvup.evaluation import evaluate
-from stvup.losses import consistency_loss
+from stvup.evaluation.protocol import evaluate
 from stvup.model import TwoStream, build_model, list_models
 from stvup.model.twostream import interpolate_times
-from stvup.training import TrainConfig, train, training_step, two_stream_step
+from stvup.model.weights import load_weights
+from stvup.training.loop import TrainConfig, train, training_step, two_stream_step
+from stvup.training.losses import consistency_loss
 from stvup.video import probe
-from stvup.weights import load_weights
 
 from .conftest import make_clip
 from .test_train import _texture_clip
@@ -197,7 +197,7 @@ def test_tiny_two_stream_run_lowers_the_loss_and_reloads(tmp_path):
 def test_streams_differ_after_training_and_eval_reports_both(tmp_path):
     torch.manual_seed(0)
     model = TwoStream(*TINY)
-    from stvup.pipeline import Upscaler
+    from stvup.upscaling.pipeline import Upscaler
 
     clip = tmp_path / "gt.mp4"
     make_clip(clip, width=64, height=48, frames=7, audio=None)
@@ -217,7 +217,7 @@ def test_stvun_consistency_option():
     torch.manual_seed(0)
     model = build_model("stvun-tiny")
     batch = Sampler([_texture_clip()], patch=16, frames=8).batch(0, 2)
-    from stvup.losses import LossWeights
+    from stvup.training.losses import LossWeights
 
     loss0, t0 = training_step(model, batch, 2, LossWeights(), None, 0.0)
     loss1, t1 = training_step(model, batch, 2, LossWeights(), None, 2.0)
@@ -253,7 +253,7 @@ def test_cli_two_stream_train_upscale_and_errors(tmp_path):
     assert probe(tmp_path / "o.mp4").frame_count == 6
     # STVUN weights are not a two-stream checkpoint; STVUN has no loss for unlabeled data.
     tiny = tmp_path / "stvun.safetensors"
-    from stvup.weights import save_safetensors
+    from stvup.model.weights import save_safetensors
 
     save_safetensors(build_model("stvun-tiny").state_dict(), tiny, {"stvup_model": "stvun-tiny"})
     res = runner.invoke(cli, ["upscale", str(clip), "--model", "two-stream", "--weights", str(tiny)])

@@ -13,12 +13,12 @@ import torch
 from click.testing import CliRunner
 
 import stvup
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.errors import InputError, UsageError
 from stvup.model import build_model
-from stvup.pipeline import Upscaler, reflect
+from stvup.model.weights import save_safetensors
+from stvup.upscaling.pipeline import Upscaler, reflect
 from stvup.video import iter_frames, probe
-from stvup.weights import save_safetensors
 
 from .conftest import DATA, make_clip
 from .helpers import seeded_state
@@ -164,7 +164,7 @@ def test_batched_new_frames_match_one_at_a_time():
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    import stvup.hardware as hardware
+    import stvup.upscaling.hardware as hardware
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
@@ -268,7 +268,7 @@ def test_cli_upscale_json_and_default_name(clips, weights, tmp_path):
     data = json.loads(res.output)
     assert data["output"] == str(tmp_path / "clip_stvup_x4.mp4") and data["frames_out"] == 24
     # The default precision is auto, and the result says what it chose on this machine.
-    from stvup.hardware import resolve_precision
+    from stvup.upscaling.hardware import resolve_precision
 
     assert data["device"] == "cpu" and data["precision"] == resolve_precision("auto", torch.device("cpu"))
     # Never overwrites without --overwrite.
@@ -322,7 +322,7 @@ def test_cli_one_frame_and_unwritable(clips, weights, tmp_path):
 
 
 def test_cli_without_weights_says_what_to_pass(clips, monkeypatch):
-    monkeypatch.setattr("stvup.loader.default_weights_path", lambda: None)
+    monkeypatch.setattr("stvup.upscaling.loader.default_weights_path", lambda: None)
     res = _run("upscale", clips["aac"], "--quiet")
     assert res.exit_code == 1 and "--weights" in res.output
 
@@ -362,7 +362,7 @@ def test_bench_reports_stages(weights):
 
 
 def test_bench_times_the_asked_model_even_when_the_shipped_weights_are_another(monkeypatch, tmp_path):
-    import stvup.bench as bench
+    import stvup.evaluation.bench as bench
 
     shipped = tmp_path / "default.safetensors"
     save_safetensors(_tiny().state_dict(), shipped, {"stvup_model": "stvun-tiny"})
@@ -381,8 +381,8 @@ def test_info_lists_versions_devices_models_and_weights(weights, tmp_path, monke
     shipped = tmp_path / "weights"
     shipped.mkdir()
     (shipped / "default.safetensors").write_bytes(Path(weights).read_bytes())
-    monkeypatch.setattr("stvup.info.WEIGHTS_DIR", shipped)
-    monkeypatch.setattr("stvup.weights.WEIGHTS_DIR", shipped)
+    monkeypatch.setattr("stvup.cli.info.WEIGHTS_DIR", shipped)
+    monkeypatch.setattr("stvup.model.weights.WEIGHTS_DIR", shipped)
     res = _run("info", "--json")
     assert res.exit_code == 0
     data = json.loads(res.output)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvup.averaging import average_state_dicts
-from stvup.cli import cli
+from stvup.cli.main import cli
 from stvup.errors import CheckpointError, UsageError
 from stvup.model import build_model
-from stvup.weights import (
+from stvup.model.averaging import average_state_dicts
+from stvup.model.weights import (
     convert_checkpoint,
     load_checkpoint,
     load_weights,
@@ -268,7 +268,7 @@ def test_weights_know_their_grid_and_convert_carries_it(tmp_path, state):
 
 def test_shipped_weights_are_named(tmp_path, monkeypatch, state):
     """``--weights paper`` names weights/paper.safetensors; a path still wins; an unknown name says what exists."""
-    import stvup.weights as weights
+    import stvup.model.weights as weights
 
     shipped = tmp_path / "weights"
     shipped.mkdir()

@@ -2,7 +2,7 @@
 and the flow pre-training pairs, built once from a run's settings.
 
 Every draw depends only on ``(seed, step)``, as the samplers' do, so a resumed run sees the batches an uninterrupted
-run would have seen. Kept apart from :mod:`stvup.training` so that the training loop only asks for a batch.
+run would have seen. Kept apart from :mod:`stvup.training.loop` so that the training loop only asks for a batch.
 """
 
 from __future__ import annotations

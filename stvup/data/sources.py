@@ -1,8 +1,8 @@
 """Training footage: videos and frame folders decoded once into memory, split at scene cuts.
 
 Samples need 6·stride + 1 consecutive source frames of one shot, so every source is decoded in full (as 8-bit RGB,
-which is what it holds anyway) and cut into shots at hard cuts (:mod:`stvup.shots`, as when upscaling). Folders named
-like a test set (``vid4``) are never used for training: scores on them would mean nothing afterwards.
+which is what it holds anyway) and cut into shots at hard cuts (:mod:`stvup.upscaling.shots`, as when upscaling).
+Folders named like a test set (``vid4``) are never used for training: scores on them would mean nothing afterwards.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stvup.errors import InputError, UsageError
-from stvup.shots import shot_starts
+from stvup.upscaling.shots import shot_starts
 
 #: Folder names that hold evaluation data; training refuses them.
 TEST_SETS = frozenset({"vid4"})

@@ -21,9 +21,9 @@ import torch
 from stvup.errors import UsageError
 from stvup.kit.pack import TRAIN_SETTINGS, load_pack
 from stvup.kit.shards import write_shards
-from stvup.runs import TrainConfig, load_training_checkpoint, resume_config
-from stvup.training import TrainProgress, train
-from stvup.weights import load_checkpoint, save_safetensors, training_metadata
+from stvup.model.weights import load_checkpoint, save_safetensors, training_metadata
+from stvup.training.loop import TrainProgress, train
+from stvup.training.runs import TrainConfig, load_training_checkpoint, resume_config
 
 __all__ = ["ChunkResult", "MAX_RETURN_BYTES", "run_chunk"]
 

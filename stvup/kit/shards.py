@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from stvup.errors import CheckpointError
-from stvup.weights import atomic_target, sha256_file
+from stvup.model.weights import atomic_target, sha256_file
 
 __all__ = ["SHARD_BYTES", "join_shards", "write_shards"]
 

@@ -40,7 +40,7 @@ def build_model(
     """A randomly initialised STVUN variant by name (see :data:`MODEL_CONFIGS`), on ``device`` in ``dtype``.
 
     ``overrides`` replace config fields, e.g. ``build_model("stvun-tiny", scale=2)``. A two-stream name
-    (``two-stream:espcn+dvf``) builds a :class:`TwoStream`. Load weights with :func:`stvup.weights.load_weights`.
+    (``two-stream:espcn+dvf``) builds a :class:`TwoStream`. Load weights with :func:`stvup.model.weights.load_weights`.
     """
     if name == PREFIX:
         raise KeyError(f"name the modules: {PREFIX}:<spatial>+<temporal>, e.g. {two_stream_name('espcn', 'dvf')}")

@@ -5,8 +5,8 @@ One spatial module f_S and one temporal module f_T, each used several times with
 * stream T→S: ``F_TS(a, b) = f_S(f_T(a, b))`` interpolates the LR frames, then upsamples the new LR frame;
 * stream S→T: ``F_ST(a, b) = f_T(f_S(a), f_S(b))`` upsamples both LR frames, then interpolates the HR frames.
 
-Training ties the streams together with the cross-stream consistency loss (:mod:`stvup.losses`); at inference one
-stream is enough. Kept frames are ``f_S`` of the inputs in both streams.
+Training ties the streams together with the cross-stream consistency loss (:mod:`stvup.training.losses`); at inference
+one stream is enough. Kept frames are ``f_S`` of the inputs in both streams.
 
 Modules are chosen by name from :data:`SPATIAL_MODULES` and :data:`TEMPORAL_MODULES`; a network's name is
 ``two-stream:<spatial>+<temporal>`` (e.g. ``two-stream:espcn+dvf``), which is what checkpoints record.

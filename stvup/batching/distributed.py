@@ -1,0 +1,219 @@
+"""``stvup batch --ray``: a batch spread over a Ray cluster (or the cores of one machine).
+
+Every video is cut into parts of whole output segments (:mod:`stvup.upscaling.resume`), and the parts of all videos are
+handed to a pool of Ray actors, each holding one model: one actor per GPU where the cluster has GPUs, else one per
+CPU core (a single PyTorch thread each, which is faster than threads fighting over cores). A part decodes its video
+from the start but runs the model only for its own output frames (``Upscaler.stream(skip=, stop=)``), so every
+window sees the same 7 frames and the same scene cuts as in one process: the joined video equals a single-process
+run, segment for segment. Parts write their segments into the output's work folder and the driver journals them as
+they come back, so an interrupted ``--ray`` batch resumes like any other run, and joins each video with its audio
+and subtitles once all its parts are in.
+
+A part that fails (an error, or a worker or machine lost) is tried again up to ``retries`` times; a video whose part
+still fails is reported like any batch failure and the batch goes on. A worker that Ray cannot bring back gets no
+more parts (the others carry on); if every worker is lost, the unfinished videos fail, with their finished segments
+kept for the next run. Inputs and outputs must be on storage that every node sees (one machine, or a shared file
+system). Ray is an optional extra: ``pip install 'stvup[ray]'``.
+
+This module sets up the pool (:mod:`stvup.batching.workers`) and plans every video's parts;
+:class:`stvup.batching.dispatch.Dispatcher` runs them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Collection
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from stvup.errors import StvupError, UsageError
+from stvup.upscaling.shots import DEFAULT_THRESHOLD
+
+from .workers import Workers, actor_class
+
+__all__ = ["batch_on_ray", "plan_parts"]
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray, an optional extra: pip install 'stvup[ray]'") from None
+    return ray
+
+
+def batch_on_ray(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    address: str | None = None,
+    overwrite: bool = False,
+    on_start: Callable[[Path, Path], None] | None = None,
+    on_done: Callable[[Any, str | None], None] | None = None,
+    progress: Callable[[Any], None] | None = None,
+    weights: str | os.PathLike | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    space: int | None = None,
+    tile: int | str | None = "auto",
+    stream: str = "ts",
+    time_mode: str = "recursive",
+    compile: str = "off",
+    ensemble: int = 1,
+    workers: int | None = None,
+    retries: int = 2,
+    time: str | float | Fraction | None = None,
+    fps: str | float | Fraction | None = None,
+    codec: str | None = None,
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    input_fps: str | float | Fraction = 25,
+    scene_threshold: float | None = DEFAULT_THRESHOLD,
+    resume: bool = True,
+    segment_seconds: float | None = None,
+    start: str | float | None = None,
+    duration: str | float | None = None,
+    deinterlace: str = "auto",
+    deinterlace_rate: str = "frame",
+) -> Any:
+    """:func:`stvup.batch` on Ray: the same inputs, outputs, options and result, the work spread over ``workers``
+    actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
+    (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
+    local one. ``retries``: further tries of a failed part."""
+    from stvup.model.weights import (
+        checkpoint_model_name,
+        default_weights_path,
+        load_checkpoint,
+        resolve_weights,
+        weights_grid,
+    )
+    from stvup.upscaling.job import check_options, plan_input
+    from stvup.upscaling.journal import Job, job_identity, job_settings, segment_length
+    from stvup.upscaling.resume import work_segment_seconds
+    from stvup.upscaling.tiling import estimate_frame_seconds
+    from stvup.upscaling.timing import output_rate, parse_rate
+    from stvup.video.formats import default_codec
+    from stvup.video.trim import Span
+
+    from .dispatch import Dispatcher, Part, Video, cause
+    from .inputs import BatchResult, find_inputs, pending
+
+    ray = _import_ray()
+    inputs = find_inputs(in_dir)
+    factor, fps_value = check_options(time, fps, scene_threshold)
+    span = Span.parse(start, duration)
+    threshold = scene_threshold
+    out_root = Path(out_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    path = resolve_weights(weights) if weights is not None else default_weights_path()
+    if path is None:
+        raise UsageError("no weights: pass --weights PATH")
+    state = load_checkpoint(path)
+    name = model or checkpoint_model_name(path, state)
+
+    if not ray.is_initialized():
+        ray.init(address=None if address in (None, "", "auto") and not os.environ.get("RAY_ADDRESS") else address,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False)  # fmt: skip
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
+    options = {"device": "cuda" if gpus else device, "precision": precision, "space": space, "tile": tile,
+               "stream": stream, "time_mode": time_mode, "compile": compile, "ensemble": ensemble,
+               "grid": weights_grid(path)}  # fmt: skip
+    Actor = actor_class(ray, gpus > 0)
+    state_ref = ray.put(state)
+    # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.
+    pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, name, options, None if gpus else 1)
+            for k in range(count)]  # fmt: skip
+    try:  # the pool goes whatever happens below
+        try:
+            described = ray.get(pool[0].describe.remote())
+        except ray.exceptions.RayError as exc:
+            raise UsageError(f"the model could not be set up on the cluster ({cause(exc)})") from None
+        fingerprint, scale = described["fingerprint"], described["space"]
+        chosen_precision, chosen_device = described["precision"], described["device"]
+        from ray.util.queue import Queue
+
+        queue = Queue()
+        result = BatchResult()
+        videos: list[Video] = []
+        parts: list[Part] = []
+        for src, dst in pending(inputs, out_root, overwrite, result, on_start, on_done):
+            try:
+                info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
+                rate_out = output_rate(info.rate, factor, fps_value)
+                chosen_codec = codec or default_codec(info.bit_depth)
+                if segment_seconds is None:  # by work, as a single-process run (stvup.upscaling.resume)
+                    work = estimate_frame_seconds(name, chosen_precision, chosen_device,
+                                                  info.width * scale * info.height * scale, ensemble)  # fmt: skip
+                    frames = segment_length(rate_out, work_segment_seconds(rate_out, work))
+                else:
+                    frames = segment_length(rate_out, segment_seconds)
+                settings = job_settings(fingerprint, rate_out, chosen_codec, crf, preset, pix_fmt, threshold,
+                                        span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
+                job = Job(dst, job_identity(src, settings, frames), resume)
+            except StvupError as exc:
+                result.failed(src, str(exc), on_done)
+                continue
+            writer_options = {"width": info.width * scale, "height": info.height * scale,
+                              "rate": rate_out, "codec": chosen_codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
+                              "color": info.color, "rotation": info.rotation,
+                              "sample_aspect_ratio": info.sample_aspect_ratio, "bit_depth": info.bit_depth}  # fmt: skip
+            v = Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
+            v.resumed = sum(s["frames"] for s in job.segments.values())
+            videos.append(v)
+            estimate = _expected_frames(info.frame_count, info.rate, rate_out, span)
+            for begin, stop in plan_parts(estimate, frames, count, job.segments):
+                parts.append(Part(len(videos) - 1, begin, stop))
+                v.parts_left += 1
+                v.parts += 1
+
+        def part_args(v: Video) -> dict[str, Any]:
+            return {"src": os.fspath(v.src), "input_fps": parse_rate(input_fps), "work": os.fspath(v.job.work),
+                    "suffix": v.dst.suffix.lower(), "segment_frames": v.job.identity["segment_frames"],
+                    "rate_out": v.rate_out, "writer_options": v.writer_options, "scene_threshold": threshold,
+                    "span": span, "deint": v.deint, "info": v.info}  # fmt: skip
+
+        Dispatcher(ray, Workers(ray, pool), queue, videos, parts, result, part_args, chosen_precision, chosen_device,
+                   retries, on_done, progress).run()  # fmt: skip
+    finally:
+        for actor in pool:
+            ray.kill(actor)
+    return result
+
+
+def _expected_frames(frame_count: int | None, rate_in: Fraction, rate_out: Fraction, span: Any) -> int | None:
+    """Output frames a video should give, from its header's frame count and the span (None: unknown)."""
+    estimate = math.ceil(frame_count * rate_out / rate_in) if frame_count else None
+    if span is not None:
+        spanned = span.output_frames(rate_out)
+        left = None if estimate is None else max(1, estimate - math.floor(span.start * rate_out))
+        estimate = spanned if left is None else min(spanned or left, left)
+    return estimate
+
+
+def plan_parts(
+    expected: int | None, segment_frames: int, workers: int, done: Collection[int]
+) -> list[tuple[int, int | None]]:
+    """The parts of one video: ``(first output frame, frame it ends before)``, None for the part that runs to the end.
+
+    The ``expected`` output frames (None: unknown, one part) are cut into whole segments, about as many parts as
+    there are ``workers``; a part whose segments are all ``done`` (by index) is left out and one that is partly done
+    starts at its first missing segment. The last part always runs, to the end of the input, whatever the estimate
+    said: the header's frame count can be wrong, and only reading to the end tells.
+    """
+    segments = max(1, math.ceil(expected / segment_frames)) if expected else 1
+    per_part = max(1, math.ceil(segments / max(1, workers)))
+    parts: list[tuple[int, int | None]] = []
+    for first in range(0, segments, per_part):
+        last = min(first + per_part, segments)  # exclusive
+        missing = [k for k in range(first, last) if k not in done]
+        final = last >= segments
+        if not missing and not final:
+            continue
+        begin = (missing[0] if missing else last) * segment_frames
+        parts.append((begin, None if final else last * segment_frames))
+    return parts

@@ -1,0 +1,312 @@
+"""One upscaling job: an input (a video file or a folder of numbered frames) through the network into an output.
+
+:func:`upscale` checks the options and the output before any weights load, plans the input (deinterlacing, a
+trimmed span), opens the resumable segmented output (:mod:`stvup.upscaling.resume`), and runs decoder, network and
+encoder side by side (:mod:`stvup.upscaling.overlap`). Progress goes to a callback; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from stvup.errors import InputError, OutputError, UsageError
+from stvup.video import VIDEO_EXTENSIONS, VideoInfo, iter_frames, probe
+from stvup.video.filters import Deinterlace, plan_deinterlace
+from stvup.video.formats import default_codec
+from stvup.video.trim import CONTEXT, Span, iter_span
+
+from .journal import job_settings
+from .loader import load_upscaler
+from .overlap import run_overlapped
+from .pipeline import Upscaler
+from .resume import open_output, work_segment_seconds
+from .shots import DEFAULT_THRESHOLD
+from .tiling import estimate_frame_seconds
+from .timing import output_rate, parse_rate, parse_time_factor
+
+__all__ = ["Progress", "UpscaleResult", "check_options", "default_output_path", "plan_input", "upscale"]
+
+
+@dataclass
+class Progress:
+    """A progress report: input frames read so far (of ``total``, an estimate or None) and output frames written."""
+
+    path: str
+    frames_in: int
+    total: int | None
+    frames_out: int
+    precision: str = ""  # what ``precision="auto"`` chose, e.g. "bf16"
+    device: str = ""
+
+
+@dataclass
+class UpscaleResult:
+    """What one ``upscale`` call did."""
+
+    input: str
+    output: str
+    frames_in: int
+    frames_out: int
+    input_rate: Fraction
+    output_rate: Fraction
+    input_size: tuple[int, int]
+    output_size: tuple[int, int]
+    seconds: float
+    skipped_streams: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped: bool = False  # batch: output already complete, nothing done
+    device: str = ""
+    precision: str = ""  # the arithmetic actually used ("auto" resolved)
+    ensemble: int = 1  # copies of each window averaged (stvup.upscaling.ensemble)
+    cuts: list[tuple[int, float]] = field(default_factory=list)  # (input frame, output seconds) where a shot begins
+    concealed_frames: int = 0  # frames the decoder flagged as damaged and patched up (error concealment)
+    resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.upscaling.resume)
+    notes: list[str] = field(default_factory=list)  # what happened to an earlier run's work (resumed, started over)
+    sample_aspect_ratio: Fraction = Fraction(1)  # the input's, kept on the output (stvup.video.formats)
+
+
+def default_output_path(input_path: str | os.PathLike, space: int) -> Path:
+    """``clip.mp4`` → ``clip_stvup_x4.mp4`` beside it; MKV and MOV keep their container, the rest become MP4."""
+    src = Path(os.fspath(input_path).rstrip("/\\"))
+    ext = src.suffix.lower() if src.suffix.lower() in (".mkv", ".mov") and src.is_file() else ".mp4"
+    return src.with_name(f"{src.stem if src.is_file() else src.name}_stvup_x{space}{ext}")
+
+
+def upscale(
+    input: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    space: int | None = None,
+    time: str | float | Fraction | None = None,
+    fps: str | float | Fraction | None = None,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str | None = "auto",
+    stream: str = "ts",
+    time_mode: str = "recursive",
+    codec: str | None = None,
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    input_fps: str | float | Fraction = 25,
+    overwrite: bool = False,
+    upscaler: Upscaler | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    overlap: bool = True,
+    scene_threshold: float | None = DEFAULT_THRESHOLD,
+    resume: bool = True,
+    segment_seconds: float | None = None,
+    start: str | float | None = None,
+    duration: str | float | None = None,
+    deinterlace: str = "auto",
+    deinterlace_rate: str = "frame",
+    compile: str = "off",
+    ensemble: int = 1,
+) -> UpscaleResult:
+    """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
+    ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
+
+    ``output`` defaults to ``<input>_stvup_x<space>.mp4`` beside the input; a folder (or a name without a video
+    extension) receives numbered PNG frames. An existing output is only replaced with ``overwrite``; the result is
+    written under a temporary name and renamed when complete, so a failure or Ctrl-C leaves nothing behind.
+    ``upscaler`` reuses an already loaded model (see :func:`load_upscaler`); otherwise ``weights``/``model``/
+    ``device``/``precision``/``space``/``tile``/``stream``/``time_mode`` build one (``model="two-stream"`` with
+    a two-stream checkpoint; ``stream`` ts or st and ``time_mode`` recursive or direct only matter there).
+    Decoding and encoding run in their own threads beside the model (:mod:`stvup.upscaling.overlap`); ``overlap=False``
+    runs the three one after another, with the same result.
+    Hard scene cuts (:mod:`stvup.upscaling.shots`) split the clip into shots that are upsampled as clips of their own;
+    ``scene_threshold`` sets how large a jump counts as a cut (larger: fewer cuts), None turns detection off.
+    A video output is written in segments in a hidden work folder beside it (:mod:`stvup.upscaling.resume`), each about
+    two minutes of estimated model time and at most 4 s of video (``segment_seconds`` fixes the length): after an
+    interruption the same call continues from the last complete segment, unless
+    the input or a setting changed or ``resume`` is False. ``start`` and ``duration`` (seconds, or HH:MM:SS.ms)
+    upsample only that span, with its real neighbours as context and its audio and subtitles cut to match
+    (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and ``deinterlace_rate`` (frame, field): interlaced
+    input is found and deinterlaced with bwdif first (:mod:`stvup.video.filters`). ``compile`` (off, default,
+    max-autotune) compiles the network first (:mod:`stvup.upscaling.acceleration`): minutes before the first frame, then
+    faster frames; for long videos. ``ensemble`` (1, 2, 4, 8) averages the network over that many flipped and
+    transposed copies of each window (:mod:`stvup.upscaling.ensemble`): sharper, that many times slower.
+    """
+    started = _time.perf_counter()
+    in_path = os.fspath(input)
+    time_factor, fps_value = check_options(time, fps, scene_threshold)
+    span = Span.parse(start, duration)
+    info, deint = plan_input(in_path, input_fps, span, deinterlace, deinterlace_rate)
+    if output is not None:
+        _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
+    if upscaler is None:
+        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
+                                 stream=stream, time_mode=time_mode, compile=compile, ensemble=ensemble)  # fmt: skip
+    elif ensemble != 1 and ensemble != len(upscaler.ensemble):
+        raise UsageError(f"--ensemble {ensemble} differs from the loaded upscaler's {len(upscaler.ensemble)}")
+    elif space is not None and space != upscaler.space:
+        raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
+    s = upscaler.space
+    out_path = Path(output) if output is not None else default_output_path(in_path, s)
+    if output is None:
+        _check_output(in_path, out_path, overwrite)
+    rate_out = output_rate(info.rate, time_factor, fps_value)
+    codec = codec or default_codec(info.bit_depth)  # HEVC Main10 for deep input, H.264 otherwise
+
+    upscaler.plan_tile(info.height, info.width)  # before the fingerprint: the tile shapes the pictures
+    settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold,
+                            span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
+    adopt = segment_seconds is None
+    if segment_seconds is None:
+        model_name = getattr(getattr(upscaler.model, "config", None), "name", "two-stream")
+        work = estimate_frame_seconds(model_name, upscaler.precision, upscaler.device.type,
+                                      info.width * s * info.height * s, len(upscaler.ensemble))  # fmt: skip
+        segment_seconds = work_segment_seconds(rate_out, work)
+    writer = open_output(
+        out_path,
+        input=in_path,
+        settings=settings,
+        resume=resume,
+        segment_seconds=segment_seconds,
+        adopt=adopt,
+        width=info.width * s,
+        height=info.height * s,
+        rate=rate_out,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        source=in_path if info.kind == "video" else None,
+        color=info.color,
+        rotation=info.rotation,
+        sample_aspect_ratio=info.sample_aspect_ratio,
+        window=(span.start, span.end) if span is not None else None,
+        bit_depth=info.bit_depth,
+    )
+    resumed = getattr(writer, "resumed", 0)
+    frames_in = 0
+    frames_out = resumed
+    chosen = (upscaler.precision, str(upscaler.device))
+    if span is not None:
+        frames = iter_span(in_path, info, span, deint)
+    else:
+        frames = iter_frames(in_path, input_fps=parse_rate(input_fps), deinterlace=deint)
+    total = info.frame_count if span is None else _span_frames(span, info)
+    with writer, frames as stream:
+
+        def count(i: int) -> None:
+            nonlocal frames_in
+            frames_in = i + 1
+            if progress is not None:
+                progress(Progress(in_path, frames_in, total, frames_out, *chosen))
+
+        pairs = ((f.image, f.time) for f in stream)
+
+        def produced(_out) -> None:
+            nonlocal frames_out
+            frames_out += 1
+
+        cuts: list[tuple[int, float]] = []
+
+        def source_frame(i: int, t: Fraction) -> int:
+            """A cut's frame number in the input file (a trimmed run counts from its span's context frames)."""
+            return i if span is None else round((t + span.start) * info.rate)
+
+        try:
+            # Decoder and encoder in their own threads around the model (stvup.upscaling.overlap);
+            # same frames, same order.
+            run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
+                           depth=4 if overlap else 0, scene_threshold=scene_threshold, skip=resumed,
+                           stop=span.output_frames(rate_out) if span is not None else None,
+                           on_cut=lambda i, t: cuts.append((source_frame(i, t), float(t))))  # fmt: skip
+        except InputError as exc:
+            if exc.path is None:  # the pipeline does not know file names
+                exc = InputError(in_path, exc.cause)
+            _note_resumable(exc, writer)
+            raise exc from None
+        except BaseException as exc:
+            _note_resumable(exc, writer)
+            raise
+        problems = ([deint.reason] if deint else []) + list(getattr(stream, "problems", [])) + upscaler.notes
+        concealed = getattr(stream, "concealed", 0)
+    if progress is not None:
+        progress(Progress(in_path, frames_in, frames_in, frames_out, *chosen))
+    return UpscaleResult(
+        input=in_path,
+        output=os.fspath(out_path),
+        frames_in=frames_in,
+        frames_out=frames_out,
+        input_rate=info.rate,
+        output_rate=rate_out,
+        input_size=(info.width, info.height),
+        output_size=(info.width * s, info.height * s),
+        seconds=_time.perf_counter() - started,
+        skipped_streams=list(writer.skipped_streams),
+        problems=problems,
+        notes=list(getattr(writer, "notes", [])),
+        device=str(upscaler.device),
+        precision=upscaler.precision,
+        ensemble=len(upscaler.ensemble),
+        cuts=cuts,
+        concealed_frames=concealed,
+        resumed_frames=resumed,
+        sample_aspect_ratio=info.sample_aspect_ratio,
+    )
+
+
+def _note_resumable(exc: BaseException, writer: object) -> None:
+    """Tell the user, on the error that stopped the run, that its finished segments wait for the next run."""
+    work = getattr(writer, "work", None)
+    if work is not None and getattr(writer, "finished_frames", 0) > 0:
+        exc.add_note(f"the finished part is kept in {work}; run the same command again to resume")
+
+
+def plan_input(
+    path: str, input_fps: str | float | Fraction, span: Span | None, deinterlace: str, deinterlace_rate: str
+) -> tuple[VideoInfo, Deinterlace | None]:
+    """Probes an input and decides its deinterlacing; the info describes the frames as the network gets them
+    (field rate: twice the frames). A span that starts past the end is an error here, before any work."""
+    info = probe(path, input_fps=parse_rate(input_fps))
+    deint = plan_deinterlace(path, info, deinterlace, deinterlace_rate)
+    info = deint.adjust(info) if deint is not None else info
+    if span is not None:
+        span.check(info)
+    return info, deint
+
+
+def _span_frames(span: Span, info: VideoInfo) -> int | None:
+    """Input frames a trimmed run reads (the span and its context), for the progress bar; None if unknown."""
+    count, rate = info.frame_count, info.rate
+    if span.duration is not None:
+        return round(span.duration * rate) + 2 * CONTEXT
+    return None if count is None else max(0, count - round(span.start * rate)) + CONTEXT
+
+
+def check_options(
+    time: str | float | Fraction | None, fps: str | float | Fraction | None, scene_threshold: object
+) -> tuple[Fraction | None, Fraction | None]:
+    """Checks the options every input of a run shares, before any work; returns the time factor and target rate."""
+    time_factor = parse_time_factor(time) if time is not None else None
+    fps_value = parse_rate(fps) if fps is not None else None
+    if time_factor is not None and fps_value is not None:
+        raise UsageError("pass either --time or --fps, not both")
+    if scene_threshold is not None and not (isinstance(scene_threshold, (int, float)) and 0 < scene_threshold <= 1):
+        raise UsageError(f"--scene-threshold must be a number in (0, 1], got {scene_threshold!r}")
+    return time_factor, fps_value
+
+
+def _check_output(in_path: str, out_path: Path, overwrite: bool) -> None:
+    if out_path.resolve() == Path(in_path).resolve():
+        raise OutputError(out_path, "is the input; choose another output name")
+    is_video = out_path.suffix.lower() in VIDEO_EXTENSIONS
+    if out_path.exists() and is_video and not overwrite:
+        raise OutputError(out_path, "exists; pass --overwrite to replace it")
+    if out_path.is_dir() and any(out_path.iterdir()) and not overwrite:
+        raise OutputError(out_path, "is a folder that is not empty; pass --overwrite or choose an empty folder")
+    parent = out_path.parent
+    if not parent.is_dir():
+        raise OutputError(out_path, f"folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(out_path, f"folder {parent} is not writable")

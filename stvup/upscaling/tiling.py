@@ -1,0 +1,202 @@
+"""``--tile auto``: how large a piece of the frame the network sees at once.
+
+Two costs pull in opposite directions. Large activations fall out of the CPU's caches (and out of memory: a 4K
+output of the full STVUN in fp32 needs over 10 GB in one piece), so the time per pixel grows with the piece: on
+this project's CPU, a 480×270 input (1080p output) took 1.17× the time per pixel of a 240×135 one (540p output).
+But tiles overlap (16 input pixels, blended, :mod:`stvup.upscaling.pipeline`), and the overlap is computed twice. Tiles
+of at most 256 input pixels, balanced so that they overlap as little as the frame allows (540 rows: three of 192,
+not 256 + 256 + 256 aligned to the end), balance the two: a 4K output took 1.09× the time per pixel of a 540p one
+and peaked at 1.6 GB (`stvup bench`, README "Tiles and memory"), against 1.71× and 2.0 GB with square tiles of 368.
+So ``auto`` keeps frames up to about one tile whole and cuts larger ones into such tiles — smaller when the
+memory budget says so: at most 2 GB on a CPU (or half of what is free, if less) and 80 % of a GPU's free memory.
+
+Peak memory is estimated as a fixed part plus a part per input pixel of the piece, measured for each named model
+and precision with ``examples/tile_memory.py`` (README, "Tiles and memory"). If the estimate is wrong
+and memory runs out anyway, :class:`~stvup.upscaling.pipeline.Upscaler` halves the tile and runs the window again:
+frames are never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from stvup.errors import UsageError
+
+__all__ = [
+    "SWEET",
+    "TileCanvas",
+    "balanced_tile",
+    "choose_tile",
+    "estimate_bytes",
+    "is_out_of_memory",
+    "memory_budget",
+    "parse_tile",
+    "ramp_weight",
+    "tile_boxes",
+    "tile_spans",
+]
+
+SWEET = 256  # the largest tile side (input pixels): with balanced tiles, the fastest per pixel, overlap included
+WHOLE = 72_000  # input pixels up to which frames stay whole (about one tile; a 540p output's input is 32,400)
+CPU_CAP = 2 << 30  # bytes: the most a CPU run should take
+OVERLAP = 16
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1): rows and columns of a tile in the input frame
+
+# Peak bytes above the loaded model while one window runs: (fixed, per input pixel of the piece), measured on CPU
+# with 4-frame streams at 64², 128² and 256² input (fixed: the model's buffers, output accumulators not included).
+_COST = {
+    ("stvun", "fp32"): (60 << 20, 25_700),
+    ("stvun", "bf16"): (40 << 20, 22_600),
+    ("stvun-small", "fp32"): (30 << 20, 9_900),
+    ("stvun-small", "bf16"): (20 << 20, 5_800),
+}
+
+
+# Model seconds per output pixel, measured with `stvup bench` at 960x540 output (×2 time): stvun-small on a 2-core
+# AVX-512 BF16 CPU (0.613 s a frame in bf16, 1.298 in fp32) and the full stvun on an H200 (24.4 ms in bf16, 21.8
+# in fp32). The full network on a CPU and the small one on a GPU are scaled by the parameter count (×4.45), an
+# estimate. Only for choosing how much work a resumable segment holds, never reported as a speed.
+_SECONDS_PER_PIXEL = {
+    ("stvun-small", "cpu", "fp32"): 2.50e-6,
+    ("stvun-small", "cpu", "bf16"): 1.18e-6,
+    ("stvun", "cpu", "fp32"): 2.50e-6 * 4.45,
+    ("stvun", "cpu", "bf16"): 1.18e-6 * 4.45,
+    ("stvun", "cuda", "fp32"): 4.2e-8,
+    ("stvun", "cuda", "bf16"): 4.7e-8,
+    ("stvun-small", "cuda", "fp32"): 4.2e-8 / 4.45,
+    ("stvun-small", "cuda", "bf16"): 4.7e-8 / 4.45,
+}
+
+
+def _family(model: str) -> str:
+    """``stvun-small`` for the small, tiny and two-stream networks, else ``stvun`` (unknown ones priced as it)."""
+    small = model.startswith(("stvun-small", "stvun-tiny", "two-stream"))
+    return "stvun-small" if small else "stvun"
+
+
+def estimate_frame_seconds(model: str, precision: str, device: str, output_pixels: int, ensemble: int = 1) -> float:
+    """Rough model seconds per output frame of ``output_pixels`` (``device``: ``cpu`` or ``cuda``; any other is
+    priced as a CPU): what a lost segment costs, from the table above; ``ensemble`` copies cost that many times."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    per_pixel = _SECONDS_PER_PIXEL[(_family(model), kind, "fp32" if precision == "fp32" else "bf16")]
+    return per_pixel * output_pixels * max(1, ensemble)
+
+
+def estimate_bytes(model: str, precision: str, pixels: int, output_pixels: int = 0) -> int:
+    """Peak bytes one window of ``pixels`` input pixels takes, plus the float accumulators of a tiled window's
+    outputs (``output_pixels``, for up to 4 times at once). Unknown variants are priced as the full STVUN."""
+    fixed, per_pixel = _COST[(_family(model), "fp32" if precision == "fp32" else "bf16")]
+    return fixed + per_pixel * pixels + 4 * 4 * 4 * output_pixels
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes a run may use: 80 % of a GPU's free memory; on a CPU, 2 GB or half the available memory if less."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.8)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        available = 2 * CPU_CAP
+    return min(CPU_CAP, available // 2)
+
+
+def choose_tile(
+    height: int, width: int, model: str, precision: str, budget: int, scale: int, multiple: int = 16
+) -> int | None:
+    """The tile side (input pixels) for ``height × width`` input frames; None keeps frames whole."""
+    out_pixels = height * width * scale * scale
+    whole = height * width
+    if whole <= WHOLE and estimate_bytes(model, precision, whole) <= budget:
+        return None
+    tile = min(SWEET, -(-max(height, width) // multiple) * multiple)
+    while tile > 2 * multiple and estimate_bytes(model, precision, tile * tile, out_pixels) > budget:
+        tile -= 2 * multiple
+    return max(tile, 2 * multiple)
+
+
+def parse_tile(value: int | str | None) -> int | str | None:
+    """``--tile``: ``auto``, ``off`` (whole frames) or a size in input pixels."""
+    if value is None or value == "auto" or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return None if text == "off" else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--tile must be auto, off or a size in pixels, not {value!r}") from None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyTorch running out of memory (CUDA, or the CPU allocator)."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def balanced_tile(size: int, tile: int, overlap: int, multiple: int) -> int:
+    """The tile length, at most ``tile``, that covers ``size`` with as few tiles as ``tile`` needs but overlapping as
+    little as possible: 540 in tiles of at most 368 takes two tiles of 288, not 368 and 368 (1.36× the work)."""
+    if tile >= size:
+        return size
+    count = -(-(size - overlap) // (tile - overlap))
+    length = -(-(size - overlap) // count) + overlap
+    return min(tile, -(-length // multiple) * multiple)
+
+
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/end of overlapping tiles covering ``[0, size)``; the last tile is aligned to the end."""
+    if tile >= size:
+        return [(0, size)]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return [(s, s + tile) for s in starts]
+
+
+def ramp_weight(length: int, ramp: int, lead: bool, trail: bool) -> torch.Tensor:
+    """1-D blending weight: linear ramps of ``ramp`` samples at the ends that border another tile."""
+    w = torch.ones(length)
+    r = min(ramp, length)
+    edge = (torch.arange(r, dtype=torch.float32) + 0.5) / r
+    if lead:
+        w[:r] = torch.minimum(w[:r], edge)
+    if trail:
+        w[length - r :] = torch.minimum(w[length - r :], edge.flip(0))
+    return w
+
+
+def tile_boxes(height: int, width: int, tile: int | None, overlap: int, multiple: int) -> list[Box]:
+    """The ``(y0, y1, x0, x1)`` input boxes that cover a ``height × width`` frame with tiles of at most ``tile``
+    pixels a side (balanced: as few as needed, each only as large as that takes); one box without a tile."""
+    if tile is None:
+        return [(0, height, 0, width)]
+    th, tw = (balanced_tile(n, tile, overlap, multiple) for n in (height, width))
+    return [(y0, y1, x0, x1) for y0, y1 in tile_spans(height, th, overlap)
+            for x0, x1 in tile_spans(width, tw, overlap)]  # fmt: skip
+
+
+class TileCanvas:
+    """Assembles ``count`` output frames ``(1, 3, s·H, s·W)`` from the outputs of overlapping tiles: each tile's
+    output is weighted by linear ramps across the overlaps it shares, so the seams blend away."""
+
+    def __init__(self, count: int, height: int, width: int, scale: int, overlap: int, device: torch.device) -> None:
+        self.height, self.width, self.scale, self.ramp = height, width, scale, overlap * scale // 2
+        self.sums = [torch.zeros(1, 3, height * scale, width * scale, device=device) for _ in range(count)]
+        self.weight = torch.zeros(1, 1, height * scale, width * scale, device=device)
+
+    def add(self, box: Box, outputs: list[torch.Tensor]) -> None:
+        """Adds one tile's outputs (in the order of the frames), ``box`` being its input box."""
+        (y0, y1, x0, x1), s = box, self.scale
+        wy = ramp_weight(y1 - y0, self.ramp, y0 > 0, y1 < self.height).repeat_interleave(s)
+        wx = ramp_weight(x1 - x0, self.ramp, x0 > 0, x1 < self.width).repeat_interleave(s)
+        wt = (wy[:, None] * wx[None, :]).to(self.weight.device)
+        self.weight[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += wt
+        for total, out in zip(self.sums, outputs):
+            total[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += out.float() * wt
+
+    def frames(self) -> list[torch.Tensor]:
+        return [total / self.weight for total in self.sums]

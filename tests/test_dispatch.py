@@ -65,7 +65,8 @@ class Actor:
         self.run_part = Method(self._run_part)
         self.ping = Method(lambda: Ref(True if self.ping_ok is True else self.ping_ok))
 
-    def _run_part(self, key, *, start, stop, progress, **kw):
+    def _run_part(self, key, *, begin, stop, progress, **kw):
+        start = begin
         self.calls.append((key, start, stop))
         outcome = self.script.pop(0) if self.script else None
         if outcome is not None:

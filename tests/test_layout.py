@@ -70,3 +70,16 @@ def test_public_names_survive_every_import():
         value = getattr(stvup, name)
         assert not isinstance(value, type(stvup)), f"stvup.{name} is a module"
         assert value is getattr(importlib.import_module(f"stvup.{module}"), name)
+
+
+def test_no_function_outside_the_click_layer_is_over_120_lines():
+    """Long functions hide what they do; the Click commands (stvup/cli) are option lists and may run longer."""
+    package = Path(stvup.__file__).parent
+    long = []
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).parts[0] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 120:
+                long.append(f"{path.relative_to(package)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

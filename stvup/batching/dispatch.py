@@ -130,7 +130,7 @@ class Dispatcher:
             if v.failed:
                 continue
             actor = self.workers.idle.pop()
-            ref = actor.run_part.remote((part.video, part.start), start=part.start, stop=part.stop, progress=self.queue,
+            ref = actor.run_part.remote((part.video, part.start), begin=part.start, stop=part.stop, progress=self.queue,
                                         **self.part_args(v))  # fmt: skip
             self.running[ref] = (actor, part)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stvup.errors import StvupError, UsageError
-from stvup.upscaling.shots import DEFAULT_THRESHOLD
+from stvup.upscaling.options import UpscaleOptions
 
 from .workers import Workers, actor_class
 
@@ -47,43 +47,61 @@ def _import_ray() -> Any:
 def batch_on_ray(
     in_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
+    options: UpscaleOptions,
     *,
     address: str | None = None,
-    overwrite: bool = False,
+    workers: int | None = None,
+    retries: int = 2,
     on_start: Callable[[Path, Path], None] | None = None,
     on_done: Callable[[Any, str | None], None] | None = None,
     progress: Callable[[Any], None] | None = None,
-    weights: str | os.PathLike | None = None,
-    model: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    space: int | None = None,
-    tile: int | str | None = "auto",
-    stream: str = "ts",
-    time_mode: str = "recursive",
-    compile: str = "off",
-    ensemble: int = 1,
-    workers: int | None = None,
-    retries: int = 2,
-    time: str | float | Fraction | None = None,
-    fps: str | float | Fraction | None = None,
-    codec: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    input_fps: str | float | Fraction = 25,
-    scene_threshold: float | None = DEFAULT_THRESHOLD,
-    resume: bool = True,
-    segment_seconds: float | None = None,
-    start: str | float | None = None,
-    duration: str | float | None = None,
-    deinterlace: str = "auto",
-    deinterlace_rate: str = "frame",
 ) -> Any:
-    """:func:`stvup.batch` on Ray: the same inputs, outputs, options and result, the work spread over ``workers``
+    """:func:`stvup.batch` on Ray: the same inputs, outputs, ``options`` and result, the work spread over ``workers``
     actors (default: one per GPU of the cluster, else one per CPU core). ``address``: a running cluster
     (``ray://host:10001`` or ``host:6379``); None or ``"auto"`` joins the one this machine belongs to or starts a
     local one. ``retries``: further tries of a failed part."""
+    from .dispatch import Dispatcher
+    from .inputs import BatchResult, find_inputs, pending
+
+    ray = _import_ray()
+    inputs = find_inputs(in_dir)
+    out_root = Path(out_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    # The weights' object ref lives as long as the batch: Ray restarts a lost worker from it.
+    pool, described, _weights_ref = _start_pool(ray, options, address, workers)
+    try:  # the pool goes whatever happens below
+        from ray.util.queue import Queue
+
+        result = BatchResult()
+        videos: list[Any] = []
+        parts: list[Any] = []
+        for src, dst in pending(inputs, out_root, options.overwrite, result, on_start, on_done):
+            try:
+                video = _plan_video(options, src, dst, described)
+            except StvupError as exc:
+                result.failed(src, str(exc), on_done)
+                continue
+            videos.append(video)
+            _add_parts(video, len(videos) - 1, len(pool), parts)
+
+        def part_args(v: Any) -> dict[str, Any]:
+            return {"src": os.fspath(v.src), "options": options, "work": os.fspath(v.job.work),
+                    "suffix": v.dst.suffix.lower(), "segment_frames": v.job.identity["segment_frames"],
+                    "rate_out": v.rate_out, "writer_options": v.writer_options, "deint": v.deint,
+                    "info": v.info}  # fmt: skip
+
+        Dispatcher(ray, Workers(ray, pool), Queue(), videos, parts, result, part_args, described["precision"],
+                   described["device"], retries, on_done, progress).run()  # fmt: skip
+    finally:
+        for actor in pool:
+            ray.kill(actor)
+    return result
+
+
+def _start_pool(ray: Any, options: UpscaleOptions, address: str | None, workers: int | None) -> tuple[list, dict, Any]:
+    """Joins or starts the cluster and the pool of actors, each holding the options' network; returns the pool, what
+    the first actor says of its pipeline (fingerprint, space, precision, device) plus the model's name, and the
+    weights' object ref, which the caller must hold while the pool works (a restarted actor is built from it)."""
     from stvup.model.weights import (
         checkpoint_model_name,
         default_weights_path,
@@ -91,98 +109,73 @@ def batch_on_ray(
         resolve_weights,
         weights_grid,
     )
-    from stvup.upscaling.job import check_options, plan_input
-    from stvup.upscaling.journal import Job, job_identity, job_settings, segment_length
-    from stvup.upscaling.resume import work_segment_seconds
-    from stvup.upscaling.tiling import estimate_frame_seconds
-    from stvup.upscaling.timing import output_rate, parse_rate
-    from stvup.video.formats import default_codec
-    from stvup.video.trim import Span
 
-    from .dispatch import Dispatcher, Part, Video, cause
-    from .inputs import BatchResult, find_inputs, pending
+    from .dispatch import cause
 
-    ray = _import_ray()
-    inputs = find_inputs(in_dir)
-    factor, fps_value = check_options(time, fps, scene_threshold)
-    span = Span.parse(start, duration)
-    threshold = scene_threshold
-    out_root = Path(out_dir)
-    out_root.mkdir(parents=True, exist_ok=True)
-    path = resolve_weights(weights) if weights is not None else default_weights_path()
+    path = resolve_weights(options.weights) if options.weights is not None else default_weights_path()
     if path is None:
         raise UsageError("no weights: pass --weights PATH")
     state = load_checkpoint(path)
-    name = model or checkpoint_model_name(path, state)
-
+    name = options.model or checkpoint_model_name(path, state)
     if not ray.is_initialized():
         ray.init(address=None if address in (None, "", "auto") and not os.environ.get("RAY_ADDRESS") else address,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)  # fmt: skip
     gpus = int(ray.cluster_resources().get("GPU", 0))
     count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
-    options = {"device": "cuda" if gpus else device, "precision": precision, "space": space, "tile": tile,
-               "stream": stream, "time_mode": time_mode, "compile": compile, "ensemble": ensemble,
-               "grid": weights_grid(path)}  # fmt: skip
+    settings = {"device": "cuda" if gpus else options.device, "precision": options.precision, "space": options.space,
+                "tile": options.tile, "stream": options.stream, "time_mode": options.time_mode,
+                "compile": options.compile, "ensemble": options.ensemble, "grid": weights_grid(path)}  # fmt: skip
     Actor = actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.
-    pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, name, options, None if gpus else 1)
+    pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, name, settings, None if gpus else 1)
             for k in range(count)]  # fmt: skip
-    try:  # the pool goes whatever happens below
-        try:
-            described = ray.get(pool[0].describe.remote())
-        except ray.exceptions.RayError as exc:
-            raise UsageError(f"the model could not be set up on the cluster ({cause(exc)})") from None
-        fingerprint, scale = described["fingerprint"], described["space"]
-        chosen_precision, chosen_device = described["precision"], described["device"]
-        from ray.util.queue import Queue
-
-        queue = Queue()
-        result = BatchResult()
-        videos: list[Video] = []
-        parts: list[Part] = []
-        for src, dst in pending(inputs, out_root, overwrite, result, on_start, on_done):
-            try:
-                info, deint = plan_input(os.fspath(src), input_fps, span, deinterlace, deinterlace_rate)
-                rate_out = output_rate(info.rate, factor, fps_value)
-                chosen_codec = codec or default_codec(info.bit_depth)
-                if segment_seconds is None:  # by work, as a single-process run (stvup.upscaling.resume)
-                    work = estimate_frame_seconds(name, chosen_precision, chosen_device,
-                                                  info.width * scale * info.height * scale, ensemble)  # fmt: skip
-                    frames = segment_length(rate_out, work_segment_seconds(rate_out, work))
-                else:
-                    frames = segment_length(rate_out, segment_seconds)
-                settings = job_settings(fingerprint, rate_out, chosen_codec, crf, preset, pix_fmt, threshold,
-                                        span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
-                job = Job(dst, job_identity(src, settings, frames), resume)
-            except StvupError as exc:
-                result.failed(src, str(exc), on_done)
-                continue
-            writer_options = {"width": info.width * scale, "height": info.height * scale,
-                              "rate": rate_out, "codec": chosen_codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt,
-                              "color": info.color, "rotation": info.rotation,
-                              "sample_aspect_ratio": info.sample_aspect_ratio, "bit_depth": info.bit_depth}  # fmt: skip
-            v = Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
-            v.resumed = sum(s["frames"] for s in job.segments.values())
-            videos.append(v)
-            estimate = _expected_frames(info.frame_count, info.rate, rate_out, span)
-            for begin, stop in plan_parts(estimate, frames, count, job.segments):
-                parts.append(Part(len(videos) - 1, begin, stop))
-                v.parts_left += 1
-                v.parts += 1
-
-        def part_args(v: Video) -> dict[str, Any]:
-            return {"src": os.fspath(v.src), "input_fps": parse_rate(input_fps), "work": os.fspath(v.job.work),
-                    "suffix": v.dst.suffix.lower(), "segment_frames": v.job.identity["segment_frames"],
-                    "rate_out": v.rate_out, "writer_options": v.writer_options, "scene_threshold": threshold,
-                    "span": span, "deint": v.deint, "info": v.info}  # fmt: skip
-
-        Dispatcher(ray, Workers(ray, pool), queue, videos, parts, result, part_args, chosen_precision, chosen_device,
-                   retries, on_done, progress).run()  # fmt: skip
-    finally:
+    try:
+        described = ray.get(pool[0].describe.remote())
+    except ray.exceptions.RayError as exc:
         for actor in pool:
             ray.kill(actor)
-    return result
+        raise UsageError(f"the model could not be set up on the cluster ({cause(exc)})") from None
+    return pool, {**described, "model": name}, state_ref
+
+
+def _plan_video(options: UpscaleOptions, src: Path, dst: Path, described: dict[str, Any]) -> Any:
+    """One input's plan: probed, its output rate, segment length and journal (resumed segments included)."""
+    from stvup.upscaling.job import job_settings_for, plan_input, segment_seconds_for
+    from stvup.upscaling.journal import Job, job_identity, segment_length
+    from stvup.upscaling.timing import output_rate
+    from stvup.video.formats import default_codec
+
+    from .dispatch import Video
+
+    span = options.span()
+    scale = described["space"]
+    info, deint = plan_input(os.fspath(src), options.input_fps, span, options.deinterlace, options.deinterlace_rate)
+    rate_out = output_rate(info.rate, options.time_factor, options.target_fps)
+    codec = options.codec or default_codec(info.bit_depth)
+    seconds = segment_seconds_for(options, described["model"], described["precision"], described["device"],
+                                  info.width * scale * info.height * scale, options.ensemble, rate_out)  # fmt: skip
+    frames = segment_length(rate_out, seconds)
+    settings = job_settings_for(options, described["fingerprint"], rate_out, codec, span, deint)
+    job = Job(dst, job_identity(src, settings, frames), options.resume)
+    writer_options = {"width": info.width * scale, "height": info.height * scale, "rate": rate_out, "codec": codec,
+                      "crf": options.crf, "preset": options.preset, "pix_fmt": options.pix_fmt, "color": info.color,
+                      "rotation": info.rotation, "sample_aspect_ratio": info.sample_aspect_ratio,
+                      "bit_depth": info.bit_depth}  # fmt: skip
+    video = Video(src, dst, info, job, rate_out, writer_options, span=span, deint=deint)
+    video.resumed = sum(s["frames"] for s in job.segments.values())
+    return video
+
+
+def _add_parts(video: Any, index: int, workers: int, parts: list[Any]) -> None:
+    """Appends the parts of ``video`` (number ``index``) still to be made."""
+    from .dispatch import Part
+
+    estimate = _expected_frames(video.info.frame_count, video.info.rate, video.rate_out, video.span)
+    for begin, stop in plan_parts(estimate, video.job.identity["segment_frames"], workers, video.job.segments):
+        parts.append(Part(index, begin, stop))
+        video.parts_left += 1
+        video.parts += 1
 
 
 def _expected_frames(frame_count: int | None, rate_in: Fraction, rate_out: Fraction, span: Any) -> int | None:

@@ -43,23 +43,24 @@ class Worker:
         up = self.upscaler
         return {"fingerprint": up.fingerprint(), "precision": up.precision, "device": str(up.device), "space": up.space}
 
-    def run_part(self, key: tuple[int, int], src: str, input_fps: Fraction, work: str, suffix: str,
-                 segment_frames: int, start: int, stop: int | None, rate_out: Fraction, writer_options: dict,
-                 scene_threshold: float | None, span: Any, deint: Any, info: Any,
+    def run_part(self, key: tuple[int, int], src: str, options: Any, work: str, suffix: str, segment_frames: int,
+                 begin: int, stop: int | None, rate_out: Fraction, writer_options: dict, deint: Any, info: Any,
                  progress: Any) -> dict[str, Any]:  # fmt: skip
-        """Makes output frames ``[start, stop)`` of ``src`` as segments in ``work``; returns them and what it saw."""
+        """Makes output frames ``[begin, stop)`` of ``src`` as segments in ``work``, as ``options`` (the batch's
+        :class:`~stvup.upscaling.options.UpscaleOptions`) say; returns them and what it saw."""
         from stvup.upscaling.resume import SegmentSink
         from stvup.video import iter_frames
         from stvup.video.trim import iter_span
 
+        span, scene_threshold = options.span(), options.scene_threshold
         records: list[dict[str, Any]] = []
-        sink = SegmentSink(Path(work), suffix, segment_frames, start, writer_options, records.append)
+        sink = SegmentSink(Path(work), suffix, segment_frames, begin, writer_options, records.append)
         cuts: list[tuple[int, float]] = []
         seen = [0]
         made = 0
         try:
             if span is None:
-                frames = iter_frames(src, input_fps, deint)
+                frames = iter_frames(src, options.folder_fps, deint)
             else:  # the driver's info: already probed and adjusted for deinterlacing
                 frames = iter_span(src, info, span, deint)
             if span is not None and span.duration is not None:
@@ -69,7 +70,7 @@ class Worker:
                 pairs = ((f.image, f.time) for f in stream)
                 rate_in = stream.info.rate * (deint.factor if deint and span is None else 1)
                 outputs = self.upscaler.stream(pairs, rate_in, rate_out, lambda i: seen.__setitem__(0, i + 1),
-                                               scene_threshold=scene_threshold, skip=start, stop=stop,
+                                               scene_threshold=scene_threshold, skip=begin, stop=stop,
                                                on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
                 for out in outputs:
                     sink.write(out.image)

@@ -18,7 +18,7 @@ from stvup.errors import StvupError
 
 from .eval import evaluate_cmd
 from .kit import kit
-from .options import PRECISIONS, api_options, video_options
+from .options import PRECISIONS, build_options, video_options
 from .output import progress_bar, report, result_dict, tracker
 from .signals import Terminated, stop_on_signals
 from .train import train
@@ -137,7 +137,7 @@ def upscale(input_path: Path, output: Path | None, quiet: bool, as_json: bool, *
     from stvup.api import upscale as run
 
     with progress_bar(quiet or as_json) as bar:
-        result = run(input_path, output, progress=tracker(bar, input_path.name), **api_options(options))
+        result = run(input_path, output, build_options(options), progress=tracker(bar, input_path.name))
     report([result], as_json, quiet)
 
 
@@ -167,7 +167,8 @@ def batch(in_dir: Path, out_dir: Path, quiet: bool, as_json: bool, **options) ->
         def progress(p) -> None:
             state["update"](p)
 
-        result = run(in_dir, out_dir, on_start=on_start, progress=progress, **api_options(options))
+        settings = build_options({k: v for k, v in options.items() if k != "ray"})
+        result = run(in_dir, out_dir, settings, ray=options["ray"], on_start=on_start, progress=progress)
     if as_json:
         click.echo(json.dumps({"results": [result_dict(r) for r in result.results], "failures": result.failures}))
     else:

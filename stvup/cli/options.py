@@ -1,13 +1,15 @@
-"""The options ``upscale``, ``batch`` and ``preview`` share, as one table, and their mapping onto the library's
-keyword arguments. Part of the CLI layer (:mod:`stvup.cli.main`); imports no PyAV, so ``stvup kit`` runs without it."""
+"""The options ``upscale``, ``batch`` and ``preview`` share, as one table, and the one settings value
+(:class:`~stvup.upscaling.options.UpscaleOptions`) they become. Part of the CLI layer (:mod:`stvup.cli.main`);
+imports no PyAV, so ``stvup kit`` runs without it."""
 
 from __future__ import annotations
 
 import click
 
+from stvup.upscaling.options import UpscaleOptions
 from stvup.upscaling.shots import DEFAULT_THRESHOLD
 
-__all__ = ["PRECISIONS", "api_options", "video_options"]
+__all__ = ["PRECISIONS", "build_options", "video_options"]
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -157,14 +159,12 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
     return fn
 
 
-def api_options(options: dict) -> dict:
-    """The shared video options as keyword arguments of :func:`stvup.upscale` / :func:`stvup.batch`."""
-    options = dict(options)
-    options["space"] = int(options["space"]) if options["space"] else None
-    if options.pop("no_scene_detect"):
-        options["scene_threshold"] = None
-    options["resume"] = not options.pop("no_resume")
-    if options["segment_seconds"] is None:
-        # the library's default (stvup.upscaling.resume imports PyAV; this module must not)
-        del options["segment_seconds"]
-    return options
+def build_options(options: dict) -> UpscaleOptions:
+    """The shared video flags as one :class:`~stvup.upscaling.options.UpscaleOptions` value, built once here and
+    passed whole to :func:`stvup.upscale` / :func:`stvup.batch` (a bad combination fails as a usage error)."""
+    values = dict(options)
+    values["space"] = int(values["space"]) if values["space"] else None
+    if values.pop("no_scene_detect"):
+        values["scene_threshold"] = None
+    values["resume"] = not values.pop("no_resume")
+    return UpscaleOptions(**values)

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from stvup.data.degrade import GRIDS
-from stvup.data.feeds import build_feeds
+from stvup.data.feeds import Feeds, build_feeds
 from stvup.data.feeds import report as report_feeds
 from stvup.data.prefetch import Prefetch, prefetch_workers
 from stvup.data.sampler import Batch
@@ -150,6 +151,81 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     two = config.method == "two-stream"
+    model, ema = _prepare_model(config, ckpt, device)
+    feeds, clips = _prepare_feeds(config, model.scale, clips, unlabeled_clips, say)
+    weights = LossWeights(config.lambda_m, config.lambda_s, config.lambda_f)
+    # Unlabeled LR pairs feed L_C only: two-stream stage 2 with lambda_c > 0.
+    unlabeled_batch = (config.unlabeled_batch or config.batch_size) if two and config.lambda_c else 0
+
+    stage = config.stage(start_step)
+    optimizer = _optimiser(config, model, stage, start_step)
+    if ckpt is not None and ckpt.get("optimizer") is not None and ckpt.get("stage") == stage:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    meter = _Meter(float(ckpt.get("elapsed", 0.0)) if ckpt is not None else 0.0)
+    log_path = out_dir / "log.jsonl"
+    if ckpt is not None:
+        trim_log(log_path, start_step)
+
+    def checkpoint(step: int) -> Path:
+        return _checkpoint(out_dir, config, model, optimizer, ema, step, stage, meter.elapsed)
+
+    step = start_step
+    began = time.perf_counter()
+
+    def draw(step: int) -> tuple[Batch, torch.Tensor | None]:
+        at = config.stage(step)
+        return feeds.draw(step, at, config.patch if at == 1 else config.patch2, config.batch_size, unlabeled_batch)
+
+    workers = prefetch_workers(device) if prefetch is None else prefetch
+    try:
+        with Prefetch(draw, workers, config.total_steps) as batches, log_path.open("a") as log:
+            while step < config.total_steps:
+                if config.stage(step) != stage:
+                    # Stage 2 trains every part, PWC-Net included unless frozen, with a fresh optimiser at its rate.
+                    stage = config.stage(step)
+                    optimizer = _optimiser(config, model, stage, step)
+                lr = config.learning_rate(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch, extra = batches.get(step)
+                batch, extra = batch.to(device), None if extra is None else extra.to(device)
+                loss, terms = _loss(config, model, batch, extra, stage, step, weights, autocast)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                meter.add(terms, config.batch_size)
+                if meter.count >= config.log_every or step == config.total_steps:
+                    record = meter.line(step, stage, lr)
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    if on_progress is not None:
+                        on_progress(TrainProgress(step, config.total_steps, stage, meter.last, lr,
+                                                  record["samples_per_s"]))  # fmt: skip
+                if step % config.checkpoint_every == 0 and step < config.total_steps:
+                    checkpoint(step)
+                if time_limit is not None and time.perf_counter() - began >= time_limit:
+                    break
+    except KeyboardInterrupt:
+        if step > start_step:
+            say(f"interrupted: saved {checkpoint(step)}; continue with --resume {out_dir}")
+        raise
+    meter.close()  # a time limit cut the log interval short: count its time
+    last = checkpoint(step)
+    weights_path = _save_weights(config, model, ema, step, out_dir / "model.safetensors")
+    windows = feeds.labeled[config.patch2].windows
+    finished = step >= config.total_steps
+    return TrainResult(out_dir, weights_path, last, step, meter.elapsed, len(clips), windows, meter.last, finished)
+
+
+def _prepare_model(config: TrainConfig, ckpt: dict | None, device: torch.device) -> tuple[nn.Module, WeightEMA | None]:
+    """The network of the run on ``device`` in training mode (from the checkpoint, ``init`` or a zero-head start)
+    and its moving average, if the run keeps one."""
+    two = config.method == "two-stream"
     try:
         model = TwoStream(config.spatial, config.temporal) if two else build_model(config.model)
     except KeyError as exc:
@@ -167,6 +243,17 @@ def train(
     ema = WeightEMA(model, config.ema_decay) if config.ema_decay else None
     if ema is not None and ckpt is not None:
         ema.restore(ckpt)
+    return model, ema
+
+
+def _prepare_feeds(
+    config: TrainConfig,
+    scale: int,
+    clips: list[Clip] | None,
+    unlabeled_clips: list[Clip] | None,
+    say: Callable[[str], None],
+) -> tuple[Feeds, list[Clip]]:
+    """The footage (decoded here unless given) and the batches the run draws from it, reported through ``say``."""
 
     def report(path: str, clip: Clip | None, error: str | None) -> None:
         say(
@@ -184,132 +271,111 @@ def train(
         unlabeled_clips = load_clips(config.unlabeled, config.max_frames, report)
         if not unlabeled_clips:
             raise UsageError("no unlabeled video found in " + ", ".join(map(str, config.unlabeled)))
-    degradation = config.degradation
+    two = config.method == "two-stream"
     frames = 2 if two else 8 if config.lambda_c > 0 else 7
-    feeds = build_feeds(clips, patches={config.patch, config.patch2}, scale=model.scale, degradation=degradation,
+    feeds = build_feeds(clips, patches={config.patch, config.patch2}, scale=scale, degradation=config.degradation,
                         stride=config.stride, augment=config.augment, frames=frames,
                         max_times=config.max_times, seed=config.seed, labeled_fraction=config.labeled_fraction,
                         keep_hr=two, unlabeled_clips=unlabeled_clips,
                         flow_patch=config.flow_patch if config.flow_steps and not two else None)  # fmt: skip
     report_feeds(feeds, config.patch2, config.labeled_fraction, say)
-    weights = LossWeights(config.lambda_m, config.lambda_s, config.lambda_f)
-    # Unlabeled LR pairs feed L_C only: two-stream stage 2 with lambda_c > 0.
-    unlabeled_batch = (config.unlabeled_batch or config.batch_size) if two and config.lambda_c else 0
+    return feeds, clips
 
-    def optimiser_for(stage: int, step: int) -> torch.optim.Adam:
-        frozen = config.freeze_flow and stage == 2  # TrainConfig refuses freeze_flow for two-stream runs
-        if not two:
-            # A frozen PWC-Net needs no gradient at all, so its backward pass is skipped, not just its update.
-            model.pwcnet.requires_grad_(not frozen)
-        return torch.optim.Adam(stage_parameters(model, stage, frozen), lr=config.learning_rate(step))
 
-    stage = config.stage(start_step)
-    optimizer = optimiser_for(stage, start_step)
-    if ckpt is not None and ckpt.get("optimizer") is not None and ckpt.get("stage") == stage:
-        optimizer.load_state_dict(ckpt["optimizer"])
-    elapsed = float(ckpt.get("elapsed", 0.0)) if ckpt is not None else 0.0
-    log_path = out_dir / "log.jsonl"
-    if ckpt is not None:
-        trim_log(log_path, start_step)
-    config_dict = dataclasses.asdict(config)
+def _loss(
+    config: TrainConfig,
+    model: nn.Module,
+    batch: Batch,
+    extra: torch.Tensor | None,
+    stage: int,
+    step: int,
+    weights: LossWeights,
+    autocast: torch.dtype | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one step and its terms, by stage and method."""
+    if stage == 0:
+        # The occlusion check joins halfway through stage 0, once the flow is no longer noise.
+        occlusion = step >= config.flow_steps // 2
+        return flow_step(model, batch, autocast, config.flow_smooth, occlusion)
+    if config.method == "two-stream":
+        return two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
+    return training_step(model, batch, stage, weights, autocast, config.lambda_c)
 
-    def checkpoint(step: int) -> Path:
-        payload = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "stage": stage,
-            "config": config_dict,
-            "model_name": config.model_name,
-            "elapsed": elapsed,
-        }
-        if ema is not None:
-            payload.update(ema.checkpoint_entries())
-        path = out_dir / "checkpoints" / f"step_{step:07d}.pt"
-        save_checkpoint(path, payload)
-        save_checkpoint(out_dir / "last.pt", payload)
-        return path
 
-    sums: dict[str, float] = {}
-    count, samples, tick = 0, 0, time.perf_counter()
-    last_logged: dict[str, float] = {}
-    step = start_step
-    began = time.perf_counter()
-
-    def draw(step: int) -> tuple[Batch, torch.Tensor | None]:
-        at = config.stage(step)
-        return feeds.draw(step, at, config.patch if at == 1 else config.patch2, config.batch_size, unlabeled_batch)
-
-    workers = prefetch_workers(device) if prefetch is None else prefetch
-    try:
-        with Prefetch(draw, workers, config.total_steps) as batches, log_path.open("a") as log:
-            while step < config.total_steps:
-                if config.stage(step) != stage:
-                    # Stage 2 trains every part, PWC-Net included unless frozen, with a fresh optimiser at its rate.
-                    stage = config.stage(step)
-                    optimizer = optimiser_for(stage, step)
-                lr = config.learning_rate(step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batch, extra = batches.get(step)
-                batch, extra = batch.to(device), None if extra is None else extra.to(device)
-                if stage == 0:
-                    # The occlusion check joins halfway through stage 0, once the flow is no longer noise.
-                    occlusion = step >= config.flow_steps // 2
-                    loss, terms = flow_step(model, batch, autocast, config.flow_smooth, occlusion)
-                elif two:
-                    loss, terms = two_stream_step(model, batch, stage, autocast, config.lambda_c, extra)
-                else:
-                    loss, terms = training_step(model, batch, stage, weights, autocast, config.lambda_c)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
-                step += 1
-                count += 1
-                samples += config.batch_size
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                if count >= config.log_every or step == config.total_steps:
-                    now = time.perf_counter()
-                    elapsed += now - tick
-                    rate = samples / max(now - tick, 1e-9)
-                    last_logged = {k: v / count for k, v in sums.items()}
-                    record = {
-                        "step": step,
-                        "stage": stage,
-                        **last_logged,
-                        "lr": lr,
-                        "samples_per_s": rate,
-                        "elapsed_s": round(elapsed, 2),
-                    }
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    if on_progress is not None:
-                        on_progress(TrainProgress(step, config.total_steps, stage, last_logged, lr, rate))
-                    sums, count, samples, tick = {}, 0, 0, now
-                if step % config.checkpoint_every == 0 and step < config.total_steps:
-                    checkpoint(step)
-                if time_limit is not None and time.perf_counter() - began >= time_limit:
-                    break
-    except KeyboardInterrupt:
-        if step > start_step:
-            say(f"interrupted: saved {checkpoint(step)}; continue with --resume {out_dir}")
-        raise
-    if count:  # a time limit cut the log interval short: count its time
-        elapsed += time.perf_counter() - tick
-    last = checkpoint(step)
-    meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": json.dumps(config_dict),
+def _save_weights(config: TrainConfig, model: nn.Module, ema: WeightEMA | None, step: int, path: Path) -> Path:
+    """The run's weights (the moving average if it keeps one) as safetensors, with its settings, pixel grid and
+    degradation in the metadata."""
+    settings = json.dumps(dataclasses.asdict(config))
+    meta = {"stvup_model": config.model_name, "steps": str(step), "train_config": settings,
             DEGRADATION_KEY: config.kernel}  # fmt: skip
     if GRIDS.get(config.kernel):  # a mixed run learns both grids and claims neither
         meta[GRID_KEY] = GRIDS[config.kernel]
-    weights_path = out_dir / "model.safetensors"
     if ema is not None:
         meta.update(ema_decay=str(config.ema_decay), ema_updates=str(ema.updates))
-    save_safetensors((model if ema is None else ema).state_dict(), weights_path, meta)
-    windows = feeds.labeled[config.patch2].windows
-    finished = step >= config.total_steps
-    return TrainResult(out_dir, weights_path, last, step, elapsed, len(clips), windows, last_logged, finished)
+    save_safetensors((model if ema is None else ema).state_dict(), path, meta)
+    return path
+
+
+def _optimiser(config: TrainConfig, model: nn.Module, stage: int, step: int) -> torch.optim.Adam:
+    """A fresh Adam over what ``stage`` trains, at the schedule's rate for ``step``."""
+    frozen = config.freeze_flow and stage == 2  # TrainConfig refuses freeze_flow for two-stream runs
+    if config.method != "two-stream":
+        # A frozen PWC-Net needs no gradient at all, so its backward pass is skipped, not just its update.
+        model.pwcnet.requires_grad_(not frozen)
+    return torch.optim.Adam(stage_parameters(model, stage, frozen), lr=config.learning_rate(step))
+
+
+def _checkpoint(
+    out_dir: Path,
+    config: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: WeightEMA | None,
+    step: int,
+    stage: int,
+    elapsed: float,
+) -> Path:
+    """Saves everything a resumed run needs as ``checkpoints/step_N.pt`` and ``last.pt``; returns the first."""
+    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "stage": stage,
+               "config": dataclasses.asdict(config), "model_name": config.model_name, "elapsed": elapsed}  # fmt: skip
+    if ema is not None:
+        payload.update(ema.checkpoint_entries())
+    path = out_dir / "checkpoints" / f"step_{step:07d}.pt"
+    save_checkpoint(path, payload)
+    save_checkpoint(out_dir / "last.pt", payload)
+    return path
+
+
+class _Meter:
+    """The loss terms and samples since the last log line, and the run's training time (``elapsed``, carried over
+    from a resumed checkpoint), for the log's records."""
+
+    def __init__(self, elapsed: float) -> None:
+        self.elapsed = elapsed
+        self.last: dict[str, float] = {}
+        self._reset(time.perf_counter())
+
+    def _reset(self, now: float) -> None:
+        self.sums: dict[str, float] = {}
+        self.count, self.samples, self.tick = 0, 0, now
+
+    def add(self, terms: dict[str, torch.Tensor], samples: int) -> None:
+        self.count += 1
+        self.samples += samples
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach())
+
+    def line(self, step: int, stage: int, lr: float) -> dict[str, float]:
+        """The log record of the steps since the last one (means of the terms, samples per second)."""
+        now = time.perf_counter()
+        self.elapsed += now - self.tick
+        rate = self.samples / max(now - self.tick, 1e-9)
+        self.last = {k: v / self.count for k, v in self.sums.items()}
+        record = {"step": step, "stage": stage, **self.last, "lr": lr, "samples_per_s": rate,
+                  "elapsed_s": round(self.elapsed, 2)}  # fmt: skip
+        self._reset(now)
+        return record
+
+    def close(self) -> None:
+        if self.count:
+            self.elapsed += time.perf_counter() - self.tick

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from stvup.errors import InputError, OutputError, UsageError
 from stvup.video import VIDEO_EXTENSIONS, VideoInfo, iter_frames, probe
@@ -22,14 +23,15 @@ from stvup.video.trim import CONTEXT, Span, iter_span
 
 from .journal import job_settings
 from .loader import load_upscaler
+from .options import UpscaleOptions
 from .overlap import run_overlapped
 from .pipeline import Upscaler
 from .resume import open_output, work_segment_seconds
-from .shots import DEFAULT_THRESHOLD
 from .tiling import estimate_frame_seconds
-from .timing import output_rate, parse_rate, parse_time_factor
+from .timing import output_rate, parse_rate
 
-__all__ = ["Progress", "UpscaleResult", "check_options", "default_output_path", "plan_input", "upscale"]
+__all__ = ["Progress", "UpscaleOptions", "UpscaleResult", "default_output_path", "job_settings_for", "plan_input",
+           "segment_seconds_for", "upscale"]  # fmt: skip
 
 
 @dataclass
@@ -80,120 +82,60 @@ def default_output_path(input_path: str | os.PathLike, space: int) -> Path:
 def upscale(
     input: str | os.PathLike,
     output: str | os.PathLike | None = None,
+    options: UpscaleOptions | None = None,
     *,
-    space: int | None = None,
-    time: str | float | Fraction | None = None,
-    fps: str | float | Fraction | None = None,
-    model: str | None = None,
-    weights: str | os.PathLike | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | str | None = "auto",
-    stream: str = "ts",
-    time_mode: str = "recursive",
-    codec: str | None = None,
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    input_fps: str | float | Fraction = 25,
-    overwrite: bool = False,
     upscaler: Upscaler | None = None,
     progress: Callable[[Progress], None] | None = None,
-    overlap: bool = True,
-    scene_threshold: float | None = DEFAULT_THRESHOLD,
-    resume: bool = True,
-    segment_seconds: float | None = None,
-    start: str | float | None = None,
-    duration: str | float | None = None,
-    deinterlace: str = "auto",
-    deinterlace_rate: str = "frame",
-    compile: str = "off",
-    ensemble: int = 1,
+    **settings: Any,
 ) -> UpscaleResult:
-    """Upsamples ``input`` (a video file or a folder of numbered frames) by ``space`` (2 or 4) and in time by
-    ``time`` (a factor: 2, 4, 2.5, "5/2") or to ``fps`` (60, "60000/1001"), writing ``output``.
+    """Upsamples ``input`` (a video file or a folder of numbered frames) in space and time into ``output``.
+
+    ``options`` (:class:`~stvup.upscaling.options.UpscaleOptions`) says how, and keyword ``settings`` named as its
+    fields change it for this call: ``stvup.upscale("in.mp4", time=2)`` is ``upscale("in.mp4",
+    options=UpscaleOptions(time=2))``. ``space`` 2 or 4; ``time`` a factor (2, 4, 2.5, "5/2") or ``fps`` a rate
+    (60, "60000/1001").
 
     ``output`` defaults to ``<input>_stvup_x<space>.mp4`` beside the input; a folder (or a name without a video
     extension) receives numbered PNG frames. An existing output is only replaced with ``overwrite``; the result is
     written under a temporary name and renamed when complete, so a failure or Ctrl-C leaves nothing behind.
-    ``upscaler`` reuses an already loaded model (see :func:`load_upscaler`); otherwise ``weights``/``model``/
-    ``device``/``precision``/``space``/``tile``/``stream``/``time_mode`` build one (``model="two-stream"`` with
-    a two-stream checkpoint; ``stream`` ts or st and ``time_mode`` recursive or direct only matter there).
-    Decoding and encoding run in their own threads beside the model (:mod:`stvup.upscaling.overlap`); ``overlap=False``
-    runs the three one after another, with the same result.
-    Hard scene cuts (:mod:`stvup.upscaling.shots`) split the clip into shots that are upsampled as clips of their own;
-    ``scene_threshold`` sets how large a jump counts as a cut (larger: fewer cuts), None turns detection off.
-    A video output is written in segments in a hidden work folder beside it (:mod:`stvup.upscaling.resume`), each about
-    two minutes of estimated model time and at most 4 s of video (``segment_seconds`` fixes the length): after an
-    interruption the same call continues from the last complete segment, unless
-    the input or a setting changed or ``resume`` is False. ``start`` and ``duration`` (seconds, or HH:MM:SS.ms)
-    upsample only that span, with its real neighbours as context and its audio and subtitles cut to match
-    (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and ``deinterlace_rate`` (frame, field): interlaced
-    input is found and deinterlaced with bwdif first (:mod:`stvup.video.filters`). ``compile`` (off, default,
-    max-autotune) compiles the network first (:mod:`stvup.upscaling.acceleration`): minutes before the first frame, then
-    faster frames; for long videos. ``ensemble`` (1, 2, 4, 8) averages the network over that many flipped and
-    transposed copies of each window (:mod:`stvup.upscaling.ensemble`): sharper, that many times slower.
+    ``upscaler`` reuses an already loaded model (see :func:`load_upscaler`); otherwise the options' network fields
+    build one. Decoding and encoding run in their own threads beside the model (:mod:`stvup.upscaling.overlap`);
+    ``overlap=False`` runs the three one after another, with the same result. Hard scene cuts
+    (:mod:`stvup.upscaling.shots`) split the clip into shots that are upsampled as clips of their own;
+    ``scene_threshold`` sets how large a jump counts as a cut, None turns detection off. A video output is written in
+    segments in a hidden work folder beside it (:mod:`stvup.upscaling.resume`), each about two minutes of estimated
+    model time and at most 4 s of video (``segment_seconds`` fixes the length): after an interruption the same call
+    continues from the last complete segment, unless the input or a setting changed or ``resume`` is False.
+    ``start`` and ``duration`` (seconds, or HH:MM:SS.ms) upsample only that span, with its real neighbours as context
+    and its audio and subtitles cut to match (:mod:`stvup.video.trim`). ``deinterlace`` (auto, on, off) and
+    ``deinterlace_rate`` (frame, field): interlaced input is found and deinterlaced with bwdif first
+    (:mod:`stvup.video.filters`). ``compile`` compiles the network first (:mod:`stvup.upscaling.acceleration`);
+    ``ensemble`` (1, 2, 4, 8) averages the network over that many mirrored copies of each window
+    (:mod:`stvup.upscaling.ensemble`): sharper, that many times slower.
     """
     started = _time.perf_counter()
+    options = UpscaleOptions.build(options, **settings)
     in_path = os.fspath(input)
-    time_factor, fps_value = check_options(time, fps, scene_threshold)
-    span = Span.parse(start, duration)
-    info, deint = plan_input(in_path, input_fps, span, deinterlace, deinterlace_rate)
+    span = options.span()
+    info, deint = plan_input(in_path, options.input_fps, span, options.deinterlace, options.deinterlace_rate)
     if output is not None:
-        _check_output(in_path, Path(output), overwrite)  # refuse a bad output before loading any weights
-    if upscaler is None:
-        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
-                                 stream=stream, time_mode=time_mode, compile=compile, ensemble=ensemble)  # fmt: skip
-    elif ensemble != 1 and ensemble != len(upscaler.ensemble):
-        raise UsageError(f"--ensemble {ensemble} differs from the loaded upscaler's {len(upscaler.ensemble)}")
-    elif space is not None and space != upscaler.space:
-        raise UsageError(f"--space {space} differs from the loaded upscaler's ×{upscaler.space}")
+        _check_output(in_path, Path(output), options.overwrite)  # refuse a bad output before loading any weights
+    upscaler = _upscaler_for(options, upscaler)
     s = upscaler.space
     out_path = Path(output) if output is not None else default_output_path(in_path, s)
     if output is None:
-        _check_output(in_path, out_path, overwrite)
-    rate_out = output_rate(info.rate, time_factor, fps_value)
-    codec = codec or default_codec(info.bit_depth)  # HEVC Main10 for deep input, H.264 otherwise
-
-    upscaler.plan_tile(info.height, info.width)  # before the fingerprint: the tile shapes the pictures
-    settings = job_settings(upscaler.fingerprint(), rate_out, codec, crf, preset, pix_fmt, scene_threshold,
-                            span.as_dict() if span else None, deint.rate if deint else None)  # fmt: skip
-    adopt = segment_seconds is None
-    if segment_seconds is None:
-        model_name = getattr(getattr(upscaler.model, "config", None), "name", "two-stream")
-        work = estimate_frame_seconds(model_name, upscaler.precision, upscaler.device.type,
-                                      info.width * s * info.height * s, len(upscaler.ensemble))  # fmt: skip
-        segment_seconds = work_segment_seconds(rate_out, work)
-    writer = open_output(
-        out_path,
-        input=in_path,
-        settings=settings,
-        resume=resume,
-        segment_seconds=segment_seconds,
-        adopt=adopt,
-        width=info.width * s,
-        height=info.height * s,
-        rate=rate_out,
-        codec=codec,
-        crf=crf,
-        preset=preset,
-        pix_fmt=pix_fmt,
-        source=in_path if info.kind == "video" else None,
-        color=info.color,
-        rotation=info.rotation,
-        sample_aspect_ratio=info.sample_aspect_ratio,
-        window=(span.start, span.end) if span is not None else None,
-        bit_depth=info.bit_depth,
-    )
+        _check_output(in_path, out_path, options.overwrite)
+    rate_out = output_rate(info.rate, options.time_factor, options.target_fps)
+    writer = _open_writer(options, upscaler, in_path, out_path, info, deint, span, rate_out)
     resumed = getattr(writer, "resumed", 0)
-    frames_in = 0
-    frames_out = resumed
+    frames_in, frames_out = 0, resumed
     chosen = (upscaler.precision, str(upscaler.device))
     if span is not None:
         frames = iter_span(in_path, info, span, deint)
     else:
-        frames = iter_frames(in_path, input_fps=parse_rate(input_fps), deinterlace=deint)
+        frames = iter_frames(in_path, input_fps=options.folder_fps, deinterlace=deint)
     total = info.frame_count if span is None else _span_frames(span, info)
+    cuts: list[tuple[int, float]] = []
     with writer, frames as stream:
 
         def count(i: int) -> None:
@@ -202,23 +144,19 @@ def upscale(
             if progress is not None:
                 progress(Progress(in_path, frames_in, total, frames_out, *chosen))
 
-        pairs = ((f.image, f.time) for f in stream)
-
         def produced(_out) -> None:
             nonlocal frames_out
             frames_out += 1
-
-        cuts: list[tuple[int, float]] = []
 
         def source_frame(i: int, t: Fraction) -> int:
             """A cut's frame number in the input file (a trimmed run counts from its span's context frames)."""
             return i if span is None else round((t + span.start) * info.rate)
 
+        pairs = ((f.image, f.time) for f in stream)
         try:
-            # Decoder and encoder in their own threads around the model (stvup.upscaling.overlap);
-            # same frames, same order.
+            # Decoder and encoder in their own threads around the model (stvup.upscaling.overlap); same frames, order.
             run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
-                           depth=4 if overlap else 0, scene_threshold=scene_threshold, skip=resumed,
+                           depth=4 if options.overlap else 0, scene_threshold=options.scene_threshold, skip=resumed,
                            stop=span.output_frames(rate_out) if span is not None else None,
                            on_cut=lambda i, t: cuts.append((source_frame(i, t), float(t))))  # fmt: skip
         except InputError as exc:
@@ -256,6 +194,70 @@ def upscale(
     )
 
 
+def _upscaler_for(options: UpscaleOptions, upscaler: Upscaler | None) -> Upscaler:
+    """The network the options ask for, or the caller's already loaded one if it agrees with them."""
+    if upscaler is None:
+        return load_upscaler(**options.model_settings())
+    if options.ensemble != 1 and options.ensemble != len(upscaler.ensemble):
+        raise UsageError(f"--ensemble {options.ensemble} differs from the loaded upscaler's {len(upscaler.ensemble)}")
+    if options.space is not None and options.space != upscaler.space:
+        raise UsageError(f"--space {options.space} differs from the loaded upscaler's ×{upscaler.space}")
+    return upscaler
+
+
+def job_settings_for(
+    options: UpscaleOptions, fingerprint: str, rate_out: Fraction, codec: str, span: Span | None, deint: Any
+) -> dict[str, Any]:
+    """The settings a resumable output's journal must match (:func:`stvup.upscaling.journal.job_settings`)."""
+    return job_settings(fingerprint, rate_out, codec, options.crf, options.preset, options.pix_fmt,
+                        options.scene_threshold, span.as_dict() if span else None,
+                        deint.rate if deint else None)  # fmt: skip
+
+
+def segment_seconds_for(options: UpscaleOptions, model: str, precision: str, device: str, pixels: int, copies: int,
+                        rate_out: Fraction) -> Fraction | float:  # fmt: skip
+    """The segment length: the options' own, or about two minutes of estimated model time
+    (:func:`stvup.upscaling.resume.work_segment_seconds`) for ``pixels`` output pixels a frame."""
+    if options.segment_seconds is not None:
+        return options.segment_seconds
+    return work_segment_seconds(rate_out, estimate_frame_seconds(model, precision, device, pixels, copies))
+
+
+def _open_writer(
+    options: UpscaleOptions, upscaler: Upscaler, in_path: str, out_path: Path, info: VideoInfo, deint: Any,
+    span: Span | None, rate_out: Fraction,
+) -> Any:  # fmt: skip
+    """The output writer: resumable segments for a video, a PNG folder otherwise."""
+    s = upscaler.space
+    codec = options.codec or default_codec(info.bit_depth)  # HEVC Main10 for deep input, H.264 otherwise
+    upscaler.plan_tile(info.height, info.width)  # before the fingerprint: the tile shapes the pictures
+    settings = job_settings_for(options, upscaler.fingerprint(), rate_out, codec, span, deint)
+    model_name = getattr(getattr(upscaler.model, "config", None), "name", "two-stream")
+    seconds = segment_seconds_for(options, model_name, upscaler.precision, upscaler.device.type,
+                                  info.width * s * info.height * s, len(upscaler.ensemble), rate_out)  # fmt: skip
+    return open_output(
+        out_path,
+        input=in_path,
+        settings=settings,
+        resume=options.resume,
+        segment_seconds=seconds,
+        adopt=options.segment_seconds is None,
+        width=info.width * s,
+        height=info.height * s,
+        rate=rate_out,
+        codec=codec,
+        crf=options.crf,
+        preset=options.preset,
+        pix_fmt=options.pix_fmt,
+        source=in_path if info.kind == "video" else None,
+        color=info.color,
+        rotation=info.rotation,
+        sample_aspect_ratio=info.sample_aspect_ratio,
+        window=(span.start, span.end) if span is not None else None,
+        bit_depth=info.bit_depth,
+    )
+
+
 def _note_resumable(exc: BaseException, writer: object) -> None:
     """Tell the user, on the error that stopped the run, that its finished segments wait for the next run."""
     work = getattr(writer, "work", None)
@@ -282,19 +284,6 @@ def _span_frames(span: Span, info: VideoInfo) -> int | None:
     if span.duration is not None:
         return round(span.duration * rate) + 2 * CONTEXT
     return None if count is None else max(0, count - round(span.start * rate)) + CONTEXT
-
-
-def check_options(
-    time: str | float | Fraction | None, fps: str | float | Fraction | None, scene_threshold: object
-) -> tuple[Fraction | None, Fraction | None]:
-    """Checks the options every input of a run shares, before any work; returns the time factor and target rate."""
-    time_factor = parse_time_factor(time) if time is not None else None
-    fps_value = parse_rate(fps) if fps is not None else None
-    if time_factor is not None and fps_value is not None:
-        raise UsageError("pass either --time or --fps, not both")
-    if scene_threshold is not None and not (isinstance(scene_threshold, (int, float)) and 0 < scene_threshold <= 1):
-        raise UsageError(f"--scene-threshold must be a number in (0, 1], got {scene_threshold!r}")
-    return time_factor, fps_value
 
 
 def _check_output(in_path: str, out_path: Path, overwrite: bool) -> None:

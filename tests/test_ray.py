@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -15,6 +16,7 @@ from stvup.cli.main import cli
 from stvup.video import iter_frames, probe
 
 from .conftest import make_clip
+from .test_format_matrix import FRAMES, KINDS, TIME, _check_output, inputs  # noqa: F401 - fixture
 from .test_upscale import weights  # noqa: F401 - fixture
 
 ray = pytest.importorskip("ray", reason="the optional Ray extra is not installed (pip install 'stvup[ray]')")
@@ -168,3 +170,21 @@ def test_a_batch_whose_workers_are_all_lost_fails_without_hanging(tmp_path, vide
     assert not (tmp_path / "out" / "long.mkv").exists()
     work = work_folder(tmp_path / "out" / "long.mkv")
     assert not work.exists() or not (work / "lock").exists()  # kept for the next run only if it holds segments
+
+
+RAY_KINDS = [k for k in KINDS if k.name in ("hevc-main10-pq-mkv", "mpeg2-dvd-vob")]
+
+
+@pytest.mark.parametrize("kind", RAY_KINDS, ids=[k.name for k in RAY_KINDS])
+def test_format_matrix_through_ray(tmp_path, inputs, weights, local_ray, kind):  # noqa: F811
+    """Two kinds of the format matrix (10-bit HDR in MKV, a DVD's anamorphic interlaced MPEG-2) through
+    ``batch --ray`` in several parts: the same frame count, size, depth, tags and pixel shape as in one process."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = inputs(kind)
+    (folder / src.name).write_bytes(src.read_bytes())
+    out = tmp_path / "out"
+    res = stvup.batch(folder, out, weights=weights, ray="auto", time=TIME, input_fps=kind.rate,
+                      segment_seconds=4 / (TIME * kind.rate))  # fmt: skip
+    assert res.failures == {} and [r.frames_out for r in res.results] == [TIME * FRAMES]
+    _check_output(kind, Path(res.results[0].output), TIME * FRAMES)

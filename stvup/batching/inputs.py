@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stvup.errors import InputError, StvupError
 from stvup.upscaling.job import UpscaleResult
-from stvup.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, probe
+from stvup.video import FRAME_EXTENSIONS, INPUT_EXTENSIONS, probe
 
 __all__ = ["BatchResult", "OnDone", "batch_target", "find_inputs", "is_complete", "pending", "skipped_result"]
 
@@ -89,12 +89,9 @@ def find_inputs(folder: str | os.PathLike) -> list[Path]:
         if entry.is_dir():
             if any(p.suffix.lower() in FRAME_EXTENSIONS for p in entry.iterdir()):
                 found.append(entry)
-        elif entry.suffix.lower() in VIDEO_EXTENSIONS or entry.suffix.lower() in _OTHER_VIDEO_EXTENSIONS:
+        elif entry.suffix.lower() in INPUT_EXTENSIONS:
             found.append(entry)
     return found
-
-
-_OTHER_VIDEO_EXTENSIONS = (".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".y4m")
 
 
 def is_complete(path: Path) -> bool:

@@ -22,15 +22,14 @@ from stvup.upscaling.shots import shot_starts
 TEST_SETS = frozenset({"vid4"})
 
 #: Containers read for training beyond those stvup writes.
-EXTRA_READ_EXTENSIONS = frozenset({".avi", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".ts"})
 
 
 def read_extensions() -> frozenset[str]:
     """File extensions read as video. Imports the PyAV-based video package only when footage is actually read, so
     training from already decoded clips (the GPU kit, on machines without PyAV) never needs it."""
-    from stvup.video import VIDEO_EXTENSIONS
+    from stvup.video import INPUT_EXTENSIONS
 
-    return frozenset(VIDEO_EXTENSIONS) | EXTRA_READ_EXTENSIONS
+    return INPUT_EXTENSIONS
 
 
 @dataclass

@@ -15,10 +15,11 @@ from stvup.video.reader import (
     list_frame_files,
     probe,
 )
-from stvup.video.writer import VIDEO_EXTENSIONS, FrameFolderWriter, VideoWriter, open_writer
+from stvup.video.writer import INPUT_EXTENSIONS, VIDEO_EXTENSIONS, FrameFolderWriter, VideoWriter, open_writer
 
 __all__ = [
     "FRAME_EXTENSIONS",
+    "INPUT_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "DecodedFrame",
     "FrameFolderWriter",

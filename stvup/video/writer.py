@@ -63,6 +63,27 @@ __all__ = ["VIDEO_EXTENSIONS", "FrameFolderWriter", "VideoWriter", "open_writer"
 
 #: Output file extensions (lower case) and the FFmpeg muxer each one selects.
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
+#: What is read as a video input (by ``batch``, training and evaluation): the containers written above and the
+#: common ones that are only read (DVD ``.vob``, camcorder ``.mts``/``.m2ts``, broadcast ``.ts``/``.mxf``, ...).
+INPUT_EXTENSIONS = frozenset(VIDEO_EXTENSIONS) | frozenset(
+    {
+        ".m4v",
+        ".mpg",
+        ".mpeg",
+        ".m2v",
+        ".vob",
+        ".ts",
+        ".m2ts",
+        ".mts",
+        ".mxf",
+        ".dv",
+        ".wmv",
+        ".flv",
+        ".3gp",
+        ".ogv",
+        ".y4m",
+    }  # fmt: skip
+)
 
 # Muxers verified to store (and re-read) a display matrix.
 ROTATION_MUXERS = {"mp4", "mov", "matroska", "webm"}

@@ -18,6 +18,8 @@ _EXPORTS = {
     "batch": "batching.folder",
     "load_upscaler": "upscaling.loader",
     "upscale": "upscaling.job",
+    "UpscaleOptions": "upscaling.options",
+    "Progress": "upscaling.job",
     "CheckpointError": "errors",
     "InputError": "errors",
     "OutputError": "errors",
@@ -45,8 +47,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .model.weights import convert_checkpoint, load_checkpoint, load_weights
     from .training.loop import TrainConfig, TrainResult, train
     from .upscaling.comparison import preview
-    from .upscaling.job import upscale
+    from .upscaling.job import Progress, upscale
     from .upscaling.loader import load_upscaler
+    from .upscaling.options import UpscaleOptions
 
 
 def __getattr__(name: str) -> Any:
@@ -67,9 +70,11 @@ __all__ = [
     "EvalReport",
     "InputError",
     "OutputError",
+    "Progress",
     "StvupError",
     "TrainConfig",
     "TrainResult",
+    "UpscaleOptions",
     "UsageError",
     "__version__",
     "batch",

@@ -25,6 +25,7 @@ outputs for frames 3 and 4, the latter from the window centred on frame 4 (so sa
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import time
@@ -254,6 +255,9 @@ def _prepare_feeds(
     say: Callable[[str], None],
 ) -> tuple[Feeds, list[Clip]]:
     """The footage (decoded here unless given) and the batches the run draws from it, reported through ``say``."""
+    if (config.crf is not None or config.chroma) and importlib.util.find_spec("av") is None:
+        # Not at the first compressed sample, minutes in: the GPU kit's machine has no PyAV unless it is carried.
+        raise UsageError("this degradation compresses (H.264/MPEG-2, 4:2:0) and needs PyAV, which is not installed")
 
     def report(path: str, clip: Clip | None, error: str | None) -> None:
         say(

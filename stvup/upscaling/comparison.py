@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -25,6 +26,8 @@ from stvup.errors import OutputError, UsageError
 from stvup.errors import describe as _describe
 from stvup.video.color import eight_bit
 from stvup.video.partial import default_mode
+
+from .options import UpscaleOptions
 
 __all__ = ["PreviewResult", "parse_crop", "preview"]
 
@@ -149,29 +152,22 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 def preview(
     input: str | os.PathLike,
     output: str | os.PathLike | None = None,
+    options: UpscaleOptions | None = None,
     *,
     at: str | float = 0,
     crop: str | None = None,
-    overwrite: bool = False,
     upscaler: object | None = None,
-    weights: str | os.PathLike | None = None,
-    model: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    space: int | None = None,
-    tile: int | str | None = "auto",
-    input_fps: str | float | Fraction = 25,
-    ensemble: int = 1,
+    **settings: Any,
 ) -> PreviewResult:
     """Writes ``output`` (default ``<input>_preview.png``): bicubic | stvup for the kept frame at ``at`` (seconds or
     HH:MM:SS.ms) and for the new frame halfway to the next input frame, at output size or cropped to ``crop``.
-    ``ensemble``: as :func:`stvup.upscale`."""
+    ``options`` and keyword ``settings`` are :func:`stvup.upscale`'s (the network, ``space``, ``input_fps``,
+    ``overwrite``, ``ensemble``, ...; :class:`~stvup.upscaling.options.UpscaleOptions`)."""
     from stvup.video import probe
     from stvup.video.trim import Span, iter_span, parse_time
 
     from .loader import load_upscaler
     from .shots import DEFAULT_THRESHOLD
-    from .timing import parse_rate
 
     in_path = os.fspath(input)
     window = parse_crop(crop)
@@ -181,16 +177,16 @@ def preview(
     out = Path(output) if output is not None else default
     if out.suffix.lower() != ".png":
         raise OutputError(out, "the preview is a PNG picture: give a name ending in .png")
-    if out.exists() and not overwrite:
+    options = UpscaleOptions.build(options, **settings)
+    if out.exists() and not options.overwrite:
         raise OutputError(out, "exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise OutputError(out, f"folder {out.parent} does not exist")
-    info = probe(in_path, input_fps=parse_rate(input_fps))
+    info = probe(in_path, input_fps=options.folder_fps)
     span = Span(start, 1 / info.rate)
     span.check(info, "--at")
     if upscaler is None:
-        upscaler = load_upscaler(weights, model=model, device=device, precision=precision, space=space, tile=tile,
-                                 ensemble=ensemble)  # fmt: skip
+        upscaler = load_upscaler(**options.model_settings())
     s = upscaler.space
     size = (info.height * s, info.width * s)
     if window is not None:

@@ -291,3 +291,16 @@ def test_cli_real_video_mix_is_saved_and_named_in_the_weights(tmp_path):
     assert load_upscaler(run / "model.safetensors", device="cpu").grid == "block-centre"
     res = CliRunner().invoke(cli, [*args, "--degradation", "duf", "--mpeg2", "0.5"])
     assert res.exit_code != 0 and "crf range" in res.output and "Traceback" not in res.output
+
+
+def test_a_compressing_degradation_without_pyav_fails_at_once(tmp_path, monkeypatch):
+    """The GPU kit's machine has no PyAV unless it is carried: a run whose degradation compresses says so before
+    its first step, not at its first compressed sample."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real_find_spec(name))
+    config = _config(tmp_path, kernel="real", crf=(15, 35), chroma=True, pretrain_steps=0, steps=2)
+    with pytest.raises(UsageError, match="needs PyAV"):
+        train(config, clips=[_texture_clip()])
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
+from stvup.data.degrade import KERNELS
+
 from .output import progress_bar
 
 __all__ = ["train"]
@@ -159,7 +161,7 @@ def _stride(ctx, param, value):
 @click.option(
     "--degradation",
     "kernel",
-    type=click.Choice(["duf", "bicubic", "area", "lanczos", "bilinear", "mixed", "real"]),
+    type=click.Choice(KERNELS),
     default="duf",
     help="Downsampling: the paper's Gaussian (duf); antialiased bicubic, area, lanczos or bilinear on the block-centre "
     "grid of real video; mixed (duf or bicubic); or real: the real-video mix (a random one of the four, mild blur, "

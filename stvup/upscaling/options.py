@@ -18,6 +18,7 @@ from typing import Any
 
 from stvup.errors import UsageError
 
+from .ensemble import ensemble_transforms
 from .shots import DEFAULT_THRESHOLD
 from .timing import parse_rate, parse_time_factor
 
@@ -81,8 +82,7 @@ class UpscaleOptions:
         threshold = self.scene_threshold
         if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold <= 1):
             raise UsageError(f"--scene-threshold must be a number in (0, 1], got {threshold!r}")
-        if self.ensemble not in (1, 2, 4, 8):
-            raise UsageError(f"--ensemble must be one of 1, 2, 4, 8, got {self.ensemble}")
+        ensemble_transforms(self.ensemble)  # the sizes the ensemble has, with its own message
         if self.space is not None and self.space not in (2, 4):
             raise UsageError(f"--space must be 2 or 4, got {self.space}")
         if self.segment_seconds is not None and not self.segment_seconds > 0:

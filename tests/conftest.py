@@ -21,6 +21,15 @@ CLIP_W, CLIP_H, CLIP_N = 64, 48, 12
 AUDIO_RATE = 48000
 
 
+@pytest.fixture(autouse=True)
+def _private_compile_cache(tmp_path_factory, monkeypatch):
+    """Compiling writes to stvup's cache (stvup.upscaling.acceleration); tests share one of their own, never the
+    user's ~/.cache."""
+    cache = tmp_path_factory.getbasetemp() / "stvup-cache"
+    monkeypatch.setenv("STVUP_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
+
+
 def pattern(index: int, width: int = CLIP_W, height: int = CLIP_H) -> np.ndarray:
     """The RGB picture of frame ``index``: red ramps left to right, green top to bottom, blue steps per frame."""
     ys, xs = np.mgrid[0:height, 0:width]

@@ -235,17 +235,25 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
     show_default=True,
     help="Activation layout; auto: channels-last on a CPU, contiguous on CUDA.",
 )
+@click.option(
+    "--job-frames",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Length of the job (output frames) that --compile auto decides for and the amortised time spreads the "
+    "compile over.",
+)
 @click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(size, frames, time_, model_name, weights, device, precision, tile, compile, ensemble, memory_format,
-          no_baseline, as_json) -> None:  # fmt: skip
+          job_frames, no_baseline, as_json) -> None:  # fmt: skip
     """Measure wall seconds per output frame (total) and each stage's busy time, and the FFmpeg baseline's."""
     from stvup.evaluation.bench import benchmark, parse_size
 
     report = benchmark(
         size=parse_size(size), frames=frames, time_factor=time_, weights=weights, model=model_name, device=device,
         precision=precision, tile=tile, baseline=not no_baseline, compile=compile, memory_format=memory_format,
-        ensemble=ensemble,
+        ensemble=ensemble, job_frames=job_frames,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -256,11 +264,14 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, com
     console = Console()
     console.print(
         f"{report['model']} on {report['device']} ({report['precision']}, {report['threads']} threads, "
-        f"{report['memory_format']}, compile {report['compile']}, ensemble {report['ensemble']}); "
+        f"{report['memory_format']}, compile {report['compile']} ({'' if report['compiled'] else 'not '}compiled), "
+        f"ensemble {report['ensemble']}); "
         f"weights: {report['weights']}"
     )
     if report["warmup_s"] is not None:
         console.print(f"warm-up (left out of the timing): {report['warmup_s']:.1f} s")
+    if report["compile_s"] is not None:
+        console.print(f"compiling: {report['compile_s']:.1f} s ({'first' if report['first_compile'] else 'cached'})")
     console.print(f"input {report['input']} → output {report['output']}")
     table = Table("stage", "s / output frame")
     for stage, value in report["stages_s_per_frame"].items():
@@ -268,6 +279,8 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, com
     console.print(table)
     console.print(f"wall time / model busy time: {report['wall_over_model']:.3f} (decode and encode overlap the model)")
     console.print(f"stvup: {report['fps']:.2f} output frames/s")
+    console.print(f"over a {report['job_frames']}-frame job, compiling included: "
+                  f"{report['amortised_s_per_frame']:.4f} s / output frame")  # fmt: skip
     base = report.get("baseline")
     if base:
         if "error" in base:

@@ -43,12 +43,15 @@ def tracker(bar, description: str):
 
     def update(p) -> None:
         # The task appears with the first frame, so errors found before any decoding print alone.
+        chosen = f" ({p.precision} on {p.device})" if getattr(p, "precision", "") else ""
+        # A first compile takes minutes before any frame comes out; say so rather than look stuck.
+        text = description + chosen + (": compiling the network, once per frame size" if p.stage else "")
         if "task" not in state:
-            chosen = f" ({p.precision} on {p.device})" if getattr(p, "precision", "") else ""
-            state["task"] = bar.add_task(description + chosen, total=None, fps="-")
+            state["task"] = bar.add_task(text, total=None, fps="-")
             state["start"] = _t.perf_counter()
         elapsed = max(_t.perf_counter() - state["start"], 1e-9)
-        bar.update(state["task"], completed=p.frames_in, total=p.total, fps=f"{p.frames_out / elapsed:.2f}")
+        bar.update(state["task"], completed=p.frames_in, total=p.total, fps=f"{p.frames_out / elapsed:.2f}",
+                   description=text)  # fmt: skip
 
     return update
 

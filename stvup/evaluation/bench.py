@@ -67,21 +67,27 @@ def benchmark(
     precision: str = "auto",
     tile: int | str | None = "auto",
     baseline: bool = True,
-    compile: str = "off",
+    compile: str = "auto",
     memory_format: str = "auto",
     ensemble: int = 1,
     warmup: bool | None = None,
+    job_frames: int = 2000,
 ) -> dict[str, object]:
     """Runs the benchmark and returns its report (seconds per output frame per stage, fps, settings).
 
     ``warmup`` (default: on for CUDA and when compiling) runs the clip through the model once before timing, so
     that compiling, cuDNN's autotuning and CUDA's start-up are left out; the report gives that time as
-    ``warmup_s``."""
+    ``warmup_s``, and what of it the warm-up's frames do not explain as ``compile_s``. ``compile="auto"`` decides
+    as a job of ``job_frames`` output frames would (:meth:`~stvup.upscaling.pipeline.Upscaler.plan_compile`), and
+    ``amortised_s_per_frame`` is what such a job's frames cost with the compile spread over them: what a user of
+    a fresh machine gets (run it with an empty ``STVUP_CACHE_DIR`` to be one)."""
     from stvup.upscaling.loader import load_upscaler
 
     factor = parse_time_factor(time_factor)
     if frames < 2:
         raise UsageError("--frames must be at least 2")
+    if job_frames < 1:
+        raise UsageError("--job-frames must be at least 1")
     weights_path, why_random = weights, "no weights given or shipped"
     if weights_path is None:
         # The shipped weights time their own variant; another --model is timed with random weights (same speed).
@@ -111,6 +117,7 @@ def benchmark(
     in_w, in_h = out_w // s, out_h // s
     rate_in = Fraction(25)
     rate_out = rate_in * factor
+    first_compile = upscaler.plan_compile(job_frames, in_h, in_w, factor) and upscaler.compiling
 
     with tempfile.TemporaryDirectory(prefix="stvup-bench-") as tmp:
         src = Path(tmp) / "input.mp4"
@@ -120,12 +127,11 @@ def benchmark(
             for img in images:
                 w.write(img)
 
-        warmup_s = None
-        if warmup if warmup is not None else (upscaler.device.type == "cuda" or compile != "off"):
+        warmup_s, warm_frames = None, 0
+        if warmup if warmup is not None else (upscaler.device.type == "cuda" or upscaler.compiled):
             clip = [(img, Fraction(k) / rate_in) for k, img in enumerate(images)]
             began = time.perf_counter()
-            for _ in upscaler.stream(clip, rate_in, rate_out):
-                pass
+            warm_frames = sum(1 for _ in upscaler.stream(clip, rate_in, rate_out))
             warmup_s = time.perf_counter() - began
             if upscaler.device.type == "cuda":
                 # cuDNN's autotuning tries algorithms with workspaces as large as the card allows (130 GB of an
@@ -136,6 +142,9 @@ def benchmark(
         with iter_frames(src) as stream, VideoWriter(Path(tmp) / "output.mp4", width=out_w, height=out_h,
                                                      rate=rate_out) as w:  # fmt: skip
             n_out, times = run_overlapped(upscaler, ((f.image, f.time) for f in stream), rate_in, rate_out, w.write)
+        # The warm-up's time beyond its frames' steady cost is the one-off cost (compiling, autotuning) that a long
+        # job spreads over its frames.
+        one_off = max(warmup_s - warm_frames * times.busy["model"] / n_out, 0.0) if warmup_s is not None else 0.0
         report: dict[str, object] = {
             "model": upscaler.model.config.name,
             "weights": weights_label,
@@ -147,8 +156,13 @@ def benchmark(
             "tile": upscaler.tile,
             "memory_format": upscaler.memory_format_name,
             "compile": upscaler.compile,
+            "compiled": upscaler.compiled,
+            "first_compile": first_compile,
             "ensemble": len(upscaler.ensemble),
             "warmup_s": warmup_s,
+            "compile_s": one_off if upscaler.compiled else None,
+            "job_frames": job_frames,
+            "amortised_s_per_frame": times.wall / n_out + one_off / job_frames,
             "stages_s_per_frame": {
                 "decode": times.busy["decode"] / n_out,
                 "model": times.busy["model"] / n_out,

@@ -44,6 +44,7 @@ class Progress:
     frames_out: int
     precision: str = ""  # what ``precision="auto"`` chose, e.g. "bf16"
     device: str = ""
+    stage: str = ""  # "compiling" while the network compiles before its first frame (minutes), else ""
 
 
 @dataclass
@@ -135,6 +136,8 @@ def upscale(
     else:
         frames = iter_frames(in_path, input_fps=options.folder_fps, deinterlace=deint)
     total = info.frame_count if span is None else _span_frames(span, info)
+    expected = span.output_frames(rate_out) if span is not None else total and round(total * rate_out / info.rate)
+    upscaler.plan_compile(expected and max(expected - resumed, 0), info.height, info.width, rate_out / info.rate)
     cuts: list[tuple[int, float]] = []
     with writer, frames as stream:
 
@@ -142,7 +145,8 @@ def upscale(
             nonlocal frames_in
             frames_in = i + 1
             if progress is not None:
-                progress(Progress(in_path, frames_in, total, frames_out, *chosen))
+                stage = "compiling" if upscaler.compiling else ""
+                progress(Progress(in_path, frames_in, total, frames_out, *chosen, stage))
 
         def produced(_out) -> None:
             nonlocal frames_out

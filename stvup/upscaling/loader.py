@@ -35,7 +35,7 @@ def load_upscaler(
     tile: int | str | None = "auto",
     stream: str = "ts",
     time_mode: str = "recursive",
-    compile: str = "off",
+    compile: str = "auto",
     memory_format: str = "auto",
     ensemble: int = 1,
 ) -> Upscaler:

@@ -50,7 +50,7 @@ class UpscaleOptions:
     tile: int | str | None = "auto"
     stream: str = "ts"
     time_mode: str = "recursive"
-    compile: str = "off"
+    compile: str = "auto"
     ensemble: int = 1
     time: str | float | Fraction | None = None
     fps: str | float | Fraction | None = None

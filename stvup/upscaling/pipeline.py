@@ -34,11 +34,28 @@ from stvup.model import STVUN, TwoStream
 from stvup.model.twostream import STREAMS, TIME_MODES
 from stvup.model.weights import GRIDS
 
-from .acceleration import MEMORY_FORMATS, accelerate
+from .acceleration import (
+    MEMORY_FORMATS,
+    accelerate,
+    compile_pays,
+    compiled_before,
+    compiled_twin,
+    missing_compiler,
+    remember_compiled,
+    use_persistent_cache,
+)
 from .ensemble import ensemble_transforms
 from .hardware import PRECISIONS, resolve_device, resolve_precision
 from .shots import DEFAULT_THRESHOLD, ShotDetector
-from .tiling import TileCanvas, choose_tile, is_out_of_memory, memory_budget, parse_tile, tile_boxes
+from .tiling import (
+    TileCanvas,
+    choose_tile,
+    estimate_frame_seconds,
+    is_out_of_memory,
+    memory_budget,
+    parse_tile,
+    tile_boxes,
+)
 from .timing import times_in_interval
 
 __all__ = ["OutputFrame", "Upscaler", "reflect"]
@@ -97,7 +114,7 @@ class Upscaler:
         time_mode: str = "recursive",
         time_batch: int = 8,
         memory_format: str = "auto",
-        compile: str = "off",
+        compile: str = "auto",
         ensemble: int = 1,
         grid: str = "duf",
     ) -> None:
@@ -122,6 +139,13 @@ class Upscaler:
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.memory_format_name = accelerate(self.model, self.device, memory_format, compile)
         self.compile = compile
+        # The compiled twin (same weights) runs when asked for, or per job when ``auto`` finds it pays (plan_compile).
+        self._twin: torch.nn.Module | None = None
+        self.compiled = False  # whether windows now run through the compiled twin
+        self._first_compiled: str | None = None  # the ledger key of a shape not yet compiled (acceleration)
+        if compile not in ("auto", "off"):
+            use_persistent_cache()
+            self._twin, self.compiled = compiled_twin(self.model, compile), True
         self.space = space or model.scale
         if self.space not in (2, 4) or model.scale % self.space:
             raise UsageError(f"--space {self.space} is not possible with a ×{model.scale} model")
@@ -146,6 +170,49 @@ class Upscaler:
                                     self.model.size_multiple)  # fmt: skip
             self._planned = (height, width)
         return self.tile
+
+    def plan_compile(self, frames: int | None, height: int, width: int, time_factor: Fraction = Fraction(2)) -> bool:
+        """Decides, for a job of ``frames`` output frames (None: unknown) from ``height × width`` input frames at
+        ``time_factor``, whether its windows run compiled; returns that. With ``compile="auto"`` a CPU compiles when
+        :func:`~stvup.upscaling.acceleration.compile_pays` says the job repays it, counting a shape this machine's
+        cache already holds as cheap; without a C compiler it stays eager and says why in :attr:`notes`. Other
+        settings do as they say. Called by :func:`~stvup.upscale` and ``stvup bench`` before their first frame."""
+        if self.compile != "auto":
+            return self.compiled
+        self.compiled = False
+        if self.device.type != "cpu" or not frames:
+            return False
+        tile = self.plan_tile(height, width)
+        m = self.model.size_multiple
+        shapes = sorted({(y1 - y0, x1 - x0) for y0, y1, x0, x1 in tile_boxes(-(-height // m) * m, -(-width // m) * m,
+                                                                            tile, self.overlap, m)})  # fmt: skip
+        name = getattr(getattr(self.model, "config", None), "name", type(self.model).__name__)
+        key = (f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()} {name} {self.precision} "
+               f"{self.memory_format_name} x{self.space} t{time_factor} e{len(self.ensemble)} {shapes}")  # fmt: skip
+        cached = compiled_before(key)
+        work = frames * estimate_frame_seconds(name, self.precision, "cpu", height * width * self.space**2,
+                                               len(self.ensemble))  # fmt: skip
+        if not compile_pays(work, cached):
+            return False
+        if missing_compiler():
+            note = f"not compiled ({missing_compiler()}): frames run about 1.7x slower than compiled"
+            if note not in self.notes:
+                self.notes.append(note)
+            return False
+        if self._twin is None:
+            self._twin = compiled_twin(self.model, "default")
+        self.compiled = True
+        self._first_compiled = None if cached else key
+        return True
+
+    @property
+    def compiling(self) -> bool:
+        """Whether the next window compiles first (minutes), which a progress display should say."""
+        return self.compiled and self._first_compiled is not None
+
+    def _net(self) -> torch.nn.Module:
+        """The network the windows run through: the compiled twin or the eager model."""
+        return self._twin if self.compiled and self._twin is not None else self.model
 
     def _cached_bytes(self, height: int, width: int) -> int:
         """Bytes the feature cache holds for one copy of a window (8 frames): encoder features, or f_S outputs."""
@@ -209,11 +276,20 @@ class Upscaler:
         cache: dict[tuple[int, int], list[torch.Tensor]],
         times: list[float],
     ) -> list[torch.Tensor]:
-        """:meth:`_window_once`; out of memory, the tile is halved and the window run again (no frame is lost)."""
+        """:meth:`_window_once`; out of memory, the tile is halved and the window run again (no frame is lost). A
+        compile that fails under ``compile="auto"`` leaves the job eager, the window run again."""
         while True:
             try:
-                return self._window_once(frames, ids, cache, times)
-            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                outs = self._window_once(frames, ids, cache, times)
+            except Exception as exc:
+                if self.compile == "auto" and self.compiled and not is_out_of_memory(exc):
+                    # Compiling failed (a broken compiler, an unsupported CPU): this job goes on eager, same frames.
+                    self.compiled, self._first_compiled = False, None
+                    self.notes.append(f"compiling failed, went on without ({type(exc).__name__}: {exc})"[:200])
+                    cache.clear()
+                    continue
+                if not isinstance(exc, RuntimeError):
+                    raise
                 _, _, hh, ww = frames[HALF].shape
                 m = self.model.size_multiple
                 smaller = (self.tile or max(hh, ww)) // 2 // m * m
@@ -224,6 +300,11 @@ class Upscaler:
                 cache.clear()  # features were cached per tile of the old tiling
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+                continue
+            if self.compiled and self._first_compiled is not None:
+                remember_compiled(self._first_compiled)  # the next job of this shape counts on the cache
+                self._first_compiled = None
+            return outs
 
     @torch.inference_mode()
     def _window_once(
@@ -268,21 +349,28 @@ class Upscaler:
         self, crops: list[torch.Tensor], ids: list[int], k: object, cache: dict, times: list[float]
     ) -> list[torch.Tensor]:
         """STVUN on one tile of a window: encoder features cached per (frame, tile), the centre, then each T_in."""
+        net = self._net()
         feats = []
         for idx, crop in zip(ids, crops):
             if (idx, k) not in cache:
-                cache[(idx, k)] = self.model.encode(crop)
+                cache[(idx, k)] = net.encode(crop)
             feats.append(cache[(idx, k)])
+        if self.compiled and len(set(ids)) < len(ids):
+            # A window mirrored at a clip's or shot's end holds one frame twice. A compiled EFST guards on which of
+            # its inputs are the same tensor, so each mirror pattern (six at each end) would compile again (30 s
+            # each, measured); copies keep the one compiled graph.
+            feats = [[f.clone() for f in level] if ids.index(idx) != d else level
+                     for d, (idx, level) in enumerate(zip(ids, feats))]  # fmt: skip
         x3, x4 = crops[HALF], crops[HALF + 1]
-        centre, decoded = self.model.upsample_center(x3, feats[HALF], self.model.fuse(feats))
+        centre, decoded = net.upsample_center(x3, feats[HALF], net.fuse(feats))
         between = [t for t in times if t > 0]
         made: list[torch.Tensor] = []
         if between:
-            flows = self.model.estimate_flows(x3, x4)
+            flows = net.estimate_flows(x3, x4)
             # The window's new frames go through the decoder together, ``time_batch`` at a time (memory bound).
             for j in range(0, len(between), self.time_batch):
                 part = between[j : j + self.time_batch]
-                y, _ = self.model.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, part)
+                y, _ = net.upsample_between(x3, x4, feats[HALF], feats[HALF + 1], decoded, flows, part)
                 made.extend(y.split(x3.shape[0]))
         it = iter(made)
         return [centre if t == 0 else next(it) for t in times]
@@ -291,16 +379,17 @@ class Upscaler:
         self, x3: torch.Tensor, x4: torch.Tensor, ids: list[int], k: object, cache: dict, times: list[float]
     ) -> list[torch.Tensor]:
         """A two-stream network on one tile of a window: f_S of each input cached per (frame, tile)."""
+        net = self._net()
 
         def hr(idx: int, x: torch.Tensor) -> torch.Tensor:
             if (idx, k) not in cache:
-                cache[(idx, k)] = self.model.spatial(x)
+                cache[(idx, k)] = net.spatial(x)
             return cache[(idx, k)]
 
         h3 = hr(ids[0], x3)
         between = [t for t in times if t > 0]
         pair = (h3, hr(ids[1], x4)) if between and self.stream_name == "st" else None
-        made = iter(self.model.between(x3, x4, between, stream=self.stream_name, time_mode=self.time_mode, hr=pair))
+        made = iter(net.between(x3, x4, between, stream=self.stream_name, time_mode=self.time_mode, hr=pair))
         return [h3 if t == 0 else next(made) for t in times]
 
     # -- streams ---------------------------------------------------------------------------------------------------

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# One call of a lent GPU machine (README, "A GPU session"): a training chunk of the kit's run, the CUDA tests, the
-# whole pipeline's speed per precision and the network's speed per layout, all written to "$OUT/log.txt" beside the
-# chunk's weight shards. Every stage has its own time limit, so one that hangs costs its limit and not the call.
+# One call of a lent GPU machine (docs/gpu.md): a training chunk of the kit's run, the CUDA tests, the whole
+# pipeline's speed per precision, compile mode and size, and the network's speed per layout, compile mode and
+# correlation, all written to "$OUT/log.txt" beside the chunk's weight shards. Every stage has its own time limit, so one that hangs costs its limit and not the call.
 #
 #   device tool: carry [".kit", ".whl"], timeout_s 590, command: bash examples/gpu_session.sh
 #
 # Settings (environment), with the defaults a GPU session uses; tests/test_kit.py runs it on CPU with tiny ones:
 #   KIT, RUN, WHEELS  the kit folder, the run folder on the machine, and the folder of wheels to install there
-#   TRAIN_MINUTES  training time of the chunk (5.5: the whole call then takes about 9 minutes on an H200)
-#   DEVICE, MODEL, SIZE, PRECISIONS   what `stvup bench` and examples/speed_variants.py time
+#   TRAIN_MINUTES  training time of the chunk (3.5: the whole call then takes about 9.5 minutes on an H200)
+#   DEVICE, MODEL  the device and network that `stvup bench` and examples/speed_variants.py time
+#   BENCHES        `stvup bench` runs, each PRECISION:COMPILE:SIZE (issue 42: eager against CUDA graphs, two sizes)
+#   SIZE           the output size examples/speed_variants.py times
 #   TESTS          pytest -k expression of the tests to run (empty: none)
 #   PYTHON         the interpreter (python3)
-#   VARIANTS       extra arguments of examples/speed_variants.py (compiling is left out: it took over 95 s there)
+#   VARIANTS       extra arguments of examples/speed_variants.py (torch.compile is left out: over 95 s there)
 set -u
 : "${OUT:?OUT must name the folder whose files come back}"
-: "${KIT:=.kit}" "${RUN:=runs/gpu}" "${WHEELS:=.whl}" "${TRAIN_MINUTES:=5.5}"
+: "${KIT:=.kit}" "${RUN:=runs/gpu}" "${WHEELS:=.whl}" "${TRAIN_MINUTES:=3.5}"
 : "${DEVICE:=cuda}" "${MODEL:=stvun}" "${SIZE:=960x540}" "${PYTHON:=python3}"
-: "${PRECISIONS:=bf16 fp16 fp32}" "${TESTS:=cuda or gpu}" "${VARIANTS:=--compile off}"
+: "${BENCHES:=bf16:off:960x540 bf16:cuda-graphs:960x540 fp16:off:960x540 fp16:cuda-graphs:960x540 \
+bf16:off:1920x1080 bf16:cuda-graphs:1920x1080 fp16:cuda-graphs:1920x1080 fp32:off:960x540}"
+: "${TESTS:=cuda or gpu}" "${VARIANTS:=--compile off,cuda-graphs --precisions bf16,fp16}"
 export PYTHONUNBUFFERED=1
 log="$OUT/log.txt"
 
@@ -48,11 +52,12 @@ fi
 if [ -n "$TESTS" ]; then
   stage tests 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests -k "$TESTS"
 fi
-for precision in $PRECISIONS; do
-  stage "bench $precision" 45 "$PYTHON" -m stvup bench --device "$DEVICE" --model "$MODEL" --size "$SIZE" --frames 8 \
-    --precision "$precision" --no-baseline --json
+for run in $BENCHES; do
+  IFS=: read -r precision mode size <<<"$run"
+  stage "bench $precision $mode $size" 45 "$PYTHON" -m stvup bench --device "$DEVICE" --model "$MODEL" \
+    --size "$size" --frames 8 --precision "$precision" --compile "$mode" --no-baseline --json
 done
 # shellcheck disable=SC2086 # VARIANTS is a list of arguments
-stage variants 100 "$PYTHON" examples/speed_variants.py --device "$DEVICE" --model "$MODEL" --size "$SIZE" \
-  --budget 60 $VARIANTS
+stage variants 120 "$PYTHON" examples/speed_variants.py --device "$DEVICE" --model "$MODEL" --size "$SIZE" \
+  --budget 90 $VARIANTS
 tail -c 4000 "$log"

@@ -126,9 +126,18 @@ def test_speed_variants_example_runs_without_pyav(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # importing PyAV now fails
     out = tmp_path / "variants.json"
     args = ["--model", "stvun-tiny", "--device", "cpu", "--size", "64x48", "--frames", "3"]
-    rows = _load("speed_variants").main([*args, "--precisions", "fp32,fp16", "--compile", "off", "--out", str(out)])
+    rows = _load("speed_variants").main([*args, "--precisions", "fp32,fp16", "--compile", "off,cuda-graphs",
+                                         "--correlations", "loop,rows", "--out", str(out)])  # fmt: skip
     assert json.loads(out.read_text()) == rows
     timed = [r for r in rows if "ms_per_frame" in r]
-    assert [(r["precision"], r["memory_format"]) for r in timed] == [("fp32", "contiguous"), ("fp32", "channels-last")]
+    assert [(r["precision"], r["memory_format"], r["correlation"]) for r in timed] == [
+        ("fp32", "contiguous", "loop"),
+        ("fp32", "channels-last", "loop"),
+        ("fp32", "contiguous", "rows"),
+    ]
     assert all(r["frames_out"] == 6 and r["ms_per_frame"] > 0 for r in timed)
-    assert [r["precision"] for r in rows if "error" in r] == ["fp16", "fp16"]  # fp16 needs CUDA
+    # fp16 and CUDA graphs need CUDA: reported, and the other variants still ran.
+    failed = [(r["precision"], r["compile"], r["correlation"]) for r in rows if "error" in r]
+    assert failed == [("fp16", "off", "loop")] * 2 + [("fp32", "cuda-graphs", "loop")] * 2 + [
+        ("fp32", "cuda-graphs", "rows")
+    ]

@@ -207,15 +207,15 @@ def test_gpu_session_script_dry_run(tmp_path, footage):
         "DEVICE": "cpu",
         "MODEL": "stvun-tiny",
         "SIZE": "64x32",
-        "PRECISIONS": "fp32",
+        "BENCHES": "fp32:off:64x32",
         "TESTS": "test_cuda_training",
-        "VARIANTS": "--compile off --precisions fp32 --layouts contiguous",
+        "VARIANTS": "--compile off --precisions fp32 --layouts contiguous --correlations loop",
     }
     res = subprocess.run(["bash", str(repo / "examples" / "gpu_session.sh")], cwd=repo, env=env, capture_output=True,
                          text=True, timeout=600)  # fmt: skip
     assert res.returncode == 0, res.stderr
     log = (out / "log.txt").read_text()
-    for stage in ("train", "tests", "bench fp32", "variants"):
+    for stage in ("train", "tests", "bench fp32 off 64x32", "variants"):
         assert f"== {stage}: rc=0 in" in log, log[-3000:]
     assert "chunk done: step 8/8" in log
     # The CUDA test is skipped on CPU, not missed (other modules may skip too, e.g. without the Ray extra).

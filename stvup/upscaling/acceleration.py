@@ -59,8 +59,9 @@ __all__ = [
     "use_persistent_cache",
 ]
 
-#: ``compile`` settings: ``auto`` (when it pays, :func:`compile_pays`), off, or a ``torch.compile`` mode.
-COMPILE_MODES = ("auto", "off", "default", "max-autotune")
+#: ``compile`` settings: ``auto`` (when it pays, :func:`compile_pays`), off, a ``torch.compile`` mode, or CUDA graphs
+#: of the window's steps (:mod:`stvup.upscaling.graphs`).
+COMPILE_MODES = ("auto", "off", "default", "max-autotune", "cuda-graphs")
 #: ``memory_format`` settings and the layout each one means.
 MEMORY_FORMATS = {"channels-last": torch.channels_last, "contiguous": torch.contiguous_format}
 
@@ -79,7 +80,9 @@ def accelerate(model: nn.Module, device: torch.device, memory_format: str = "aut
         raise UsageError(f"unknown memory format {memory_format!r}; use auto, {' or '.join(MEMORY_FORMATS)}")
     if compile not in COMPILE_MODES:
         raise UsageError(f"unknown compile mode {compile!r}; use {', '.join(COMPILE_MODES)}")
-    if compile not in ("auto", "off") and device.type == "cpu" and missing_compiler():
+    if compile == "cuda-graphs" and device.type != "cuda":
+        raise UsageError("--compile cuda-graphs needs a CUDA device")
+    if compile in ("default", "max-autotune") and device.type == "cpu" and missing_compiler():
         raise UsageError(f"--compile on a CPU needs a C compiler: {missing_compiler()}")
     model.to(memory_format=MEMORY_FORMATS[memory_format])
     if device.type == "cuda":

@@ -45,6 +45,7 @@ from .acceleration import (
     use_persistent_cache,
 )
 from .ensemble import ensemble_transforms
+from .graphs import CudaGraphs, graphed_twin
 from .hardware import PRECISIONS, resolve_device, resolve_precision
 from .shots import DEFAULT_THRESHOLD, ShotDetector
 from .tiling import (
@@ -143,7 +144,11 @@ class Upscaler:
         self._twin: torch.nn.Module | None = None
         self.compiled = False  # whether windows now run through the compiled twin
         self._first_compiled: str | None = None  # the ledger key of a shape not yet compiled (acceleration)
-        if compile not in ("auto", "off"):
+        if compile == "cuda-graphs":
+            if not isinstance(self.model, STVUN):
+                raise UsageError("--compile cuda-graphs works with STVUN networks, not two-stream ones")
+            self._twin, self.compiled = graphed_twin(self.model, CudaGraphs(self.device)), True
+        elif compile not in ("auto", "off"):
             use_persistent_cache()
             self._twin, self.compiled = compiled_twin(self.model, compile), True
         self.space = space or model.scale

@@ -179,7 +179,7 @@ def test_cli_no_resume_flag(tmp_path, clip, weights):  # noqa: F811
 
 def test_segments_hold_minutes_of_work_not_seconds_of_video():
     """By default a segment is about two minutes of estimated model time, at least 12 frames, at most 4 s of video:
-    a 540p output on a CPU stays near the 4 s cap, 4K on a CPU gets 12 frames instead of 240 at 60 fps."""
+    a 540p output on a CPU stays near the 4 s cap, 4K on a CPU gets about 20 frames instead of 240 at 60 fps."""
     from stvup.upscaling.resume import work_segment_seconds
     from stvup.upscaling.tiling import estimate_frame_seconds
 
@@ -187,7 +187,7 @@ def test_segments_hold_minutes_of_work_not_seconds_of_video():
     big = estimate_frame_seconds("stvun-small", "bf16", "cpu", 3840 * 2160)
     assert 0.3 < small < 1.2 and 5 < big < 20
     assert 3.5 <= work_segment_seconds(Fraction(50), small) <= 4  # about 2 minutes: 196 frames
-    assert work_segment_seconds(Fraction(60), big) * 60 == 12
+    assert 12 <= work_segment_seconds(Fraction(60), big) * 60 <= 24
     assert work_segment_seconds(Fraction(60), big) * 60 * big <= 240  # at most a few minutes lost to a crash
     assert work_segment_seconds(Fraction(60), estimate_frame_seconds("stvun", "bf16", "cuda", 3840 * 2160)) == 4
     assert estimate_frame_seconds("stvun-small", "bf16", "cpu", 100, ensemble=8) == pytest.approx(

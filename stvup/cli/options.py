@@ -82,9 +82,9 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             type=click.Choice(["auto", "off", "default", "max-autotune", "cuda-graphs"]),
             default="auto",
             show_default=True,
-            help="Compile the network with torch.compile first (needs a C compiler on a CPU): about 1.7x faster frames "
-            "on a CPU after a compile of 2-4 minutes per frame size, seconds once cached. auto: on a CPU, when the "
-            "job is long enough to repay it (about 1,000 frames of 960x540 the first time, 60 once cached). "
+            help="Compile the network with torch.compile first (needs a C compiler on a CPU): about 1.3x faster frames "
+            "on a CPU after a compile of about 2 minutes per frame size, seconds once cached. auto: on a CPU, when "
+            "the job is long enough to repay it (about 1,600 frames of 960x540 the first time, 150 once cached). "
             "cuda-graphs: replay the network's steps as CUDA graphs (GPU only; fewer launches).",
         ),
         "ensemble": click.option(

@@ -41,7 +41,15 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=3)
     out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.to(x.dtype)
+    # The result keeps the input's layout: grid_sample answers channels-first, and the decoder's bf16 convolutions
+    # on channels-first input took 2.2x as long on a CPU (docs/speed.md).
+    return out.to(dtype=x.dtype, memory_format=layout_of(x))
+
+
+def layout_of(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` for a 4-D tensor stored so (and not also plain contiguous), else ``contiguous_format``."""
+    last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if last else torch.contiguous_format
 
 
 #: How :func:`correlation` is computed. The values are the same; the count of operations and the memory differ.

@@ -19,7 +19,7 @@ from .configs import STVUNConfig
 from .decoder import Decoder
 from .efst import EFST
 from .encoder import Encoder
-from .pwcnet import PWCNet, backward_warp
+from .pwcnet import PWCNet, backward_warp, layout_of
 
 CENTER = 3  # index of the centre frame among the seven inputs; frames CENTER and CENTER + 1 bound T_in
 
@@ -166,8 +166,8 @@ class STVUN(nn.Module):
         ft3 = torch.cat([p[0] for p in pairs]) if n > 1 else pairs[0][0]
         ft4 = torch.cat([p[1] for p in pairs]) if n > 1 else pairs[0][1]
 
-        def rep(x: torch.Tensor) -> torch.Tensor:
-            return x.repeat(n, 1, 1, 1) if n > 1 else x
+        def rep(x: torch.Tensor) -> torch.Tensor:  # repeat() answers channels-first; keep the layout (see warp)
+            return x.repeat(n, 1, 1, 1).contiguous(memory_format=layout_of(x)) if n > 1 else x
 
         # Eq. 5 on every encoder level, Eq. 6 on the LR frames.
         mode = self.config.time_blend

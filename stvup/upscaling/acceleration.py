@@ -16,21 +16,23 @@ These change speed, not the pictures (beyond float rounding), so they are settin
   frame's encoder features for the next six windows.
 
 ``auto`` (the default) compiles on a CPU when the job is long enough to repay it, decided per job by
-:func:`compile_pays` from measurements on a 2-core Xeon (``stvun-small``, 960×540 output, ×2, bf16):
+:func:`compile_pays` from measurements on a 2-core Xeon with AMX (``stvun-small``, 960×540 output, ×2, bf16,
+``stvup bench``):
 
-* compiled frames take about 0.58 of eager's time (0.272 against 0.465 s with AMX; 0.347 against 0.613 s on an
-  AVX-512 BF16 CPU without it);
-* the first compile of a frame size costs 113–250 s; once PyTorch's compile cache holds it, 8–15 s. stvup keeps
+* compiled frames take about 0.78 of eager's time (0.266 against 0.340 s);
+* the first compile of a frame size costs about 95 s; once PyTorch's compile cache holds it, about 6 s. stvup keeps
   that cache in its own folder (:func:`cache_dir`, not ``/tmp``, which a reboot empties) and remembers which
   shapes it compiled there (:func:`compiled_before`), so a machine pays the long compile once per frame size;
 * eager frames while compiling do not pay on two cores: compiling in a second thread beside eager frames took 156 s
-  instead of 113 and the eager frames ran at 1.75 s instead of 0.465, so 89 frames were done by the time the
-  compile-first run had done 159. The compile therefore runs first, and the CLI says so while it does.
+  instead of 113 and slowed the eager frames 3.8× (measured before the warp kept its layout, with eager at
+  0.465 s), so by the time the compile-first run had made 159 frames the threaded one had made 89. The compile
+  therefore runs first, and the CLI says so while it does.
 
-A first compile thus pays after about 600 s of eager work (about 1,000 frames of 960×540), a cached one after about
-35 s. On CUDA, ``auto`` does not compile: ``torch.compile`` of the full network did not finish within 95 s on an
-H200, and the gain there was never measured. Without a C compiler a CPU cannot compile: ``auto`` runs eager and
-says why in one line, an explicit mode is refused.
+With a margin on the compile (:data:`FIRST_COMPILE_S`, :data:`CACHED_COMPILE_S`), a first compile pays after about
+550 s of eager work (1,600 frames of 960×540), a cached one after about 45 s. On CUDA, ``auto`` does not compile:
+``torch.compile`` of the full network did not finish within 95 s on an H200, and the gain there was never
+measured; ``cuda-graphs`` is the GPU's option (:mod:`stvup.upscaling.graphs`). Without a C compiler a CPU cannot
+compile: ``auto`` runs eager and says why in one line, an explicit mode is refused.
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ COMPILE_MODES = ("auto", "off", "default", "max-autotune", "cuda-graphs")
 #: ``memory_format`` settings and the layout each one means.
 MEMORY_FORMATS = {"channels-last": torch.channels_last, "contiguous": torch.contiguous_format}
 
-COMPILED_SHARE = 0.58  # compiled / eager time per frame on a CPU (measured, see above)
-FIRST_COMPILE_S = 250.0  # the slowest first compile measured
-CACHED_COMPILE_S = 15.0  # the slowest compile from a warm cache measured
+COMPILED_SHARE = 0.78  # compiled / eager time per frame on a CPU (measured, see above)
+FIRST_COMPILE_S = 120.0  # a first compile (measured 95-98 s), with a margin for slower CPUs
+CACHED_COMPILE_S = 10.0  # a compile from the warm cache (measured 6.3 s)
 _LEDGER = "compiled.json"
 
 

@@ -54,15 +54,16 @@ _COST = {
 }
 
 
-# Model seconds per output pixel, measured with `stvup bench` at 960x540 output (×2 time): stvun-small on a 2-core
-# AVX-512 BF16 CPU (0.613 s a frame in bf16, 1.298 in fp32) and the full stvun on an H200 (24.4 ms in bf16, 21.8
-# in fp32). The full network on a CPU and the small one on a GPU are scaled by the parameter count (×4.45), an
-# estimate. Only for choosing how much work a resumable segment holds, never reported as a speed.
+# Model seconds per output pixel of eager frames, measured with `stvup bench` at 960x540 output (×2 time):
+# stvun-small on a 2-core Xeon with AMX (0.340 s a frame in bf16, 1.107 in fp32) and the full stvun on an H200
+# (24.4 ms in bf16, 21.8 in fp32). The full network on a CPU and the small one on a GPU are scaled by the parameter
+# count (×4.45), an estimate. For choosing how much work a resumable segment holds and whether compiling pays
+# (stvup.upscaling.acceleration), never reported as a speed.
 _SECONDS_PER_PIXEL = {
-    ("stvun-small", "cpu", "fp32"): 2.50e-6,
-    ("stvun-small", "cpu", "bf16"): 1.18e-6,
-    ("stvun", "cpu", "fp32"): 2.50e-6 * 4.45,
-    ("stvun", "cpu", "bf16"): 1.18e-6 * 4.45,
+    ("stvun-small", "cpu", "fp32"): 2.14e-6,
+    ("stvun-small", "cpu", "bf16"): 6.6e-7,
+    ("stvun", "cpu", "fp32"): 2.14e-6 * 4.45,
+    ("stvun", "cpu", "bf16"): 6.6e-7 * 4.45,
     ("stvun", "cuda", "fp32"): 4.2e-8,
     ("stvun", "cuda", "bf16"): 4.7e-8,
     ("stvun-small", "cuda", "fp32"): 4.2e-8 / 4.45,

@@ -171,3 +171,25 @@ def test_cuda_turns_on_cudnn_autotuning_and_matches_the_cpu():
     cpu = Upscaler(_tiny(), device="cpu", precision="fp32", tile=None)
     a, b = _outputs(gpu), _outputs(cpu)
     assert max(int(np.abs(x.astype(int) - y.astype(int)).max()) for x, y in zip(a, b)) <= 1
+
+
+def test_a_batch_counts_the_clips_queued_behind_each_job(monkeypatch, weights, tmp_path):  # noqa: F811
+    """Three short clips of one size: the first job weighs all three clips' frames (a compile would serve them all),
+    the last only its own; a clip of another size counts alone."""
+    from stvup.api import batch
+
+    asked: list[float] = []
+    monkeypatch.setattr("stvup.upscaling.pipeline.compile_pays", lambda seconds, cached: asked.append(seconds))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        make_clip(folder / f"{name}.mp4", width=40, height=24, frames=4, audio=None)
+    make_clip(folder / "d.mp4", width=64, height=48, frames=4, audio=None)
+    result = batch(folder, tmp_path / "out", weights=weights, device="cpu", time=2)
+    assert not result.failures and len(result.results) == 4
+    one = asked[2]  # clip c: its own 8 output frames
+    assert asked[:3] == pytest.approx([3 * one, 2 * one, one])
+    assert asked[3] == pytest.approx(one * (64 * 48) / (40 * 24))
+    asked.clear()
+    batch(folder, tmp_path / "out", weights=weights, device="cpu", time=2)  # all complete: nothing asked
+    assert asked == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -56,7 +57,7 @@ def test_batch_passes_one_value_to_every_job(tmp_path, monkeypatch):
         raise UsageError("stop here")
 
     monkeypatch.setattr(folder, "upscale", fake_upscale)
-    monkeypatch.setattr(folder, "load_upscaler", lambda **kw: kw)
+    monkeypatch.setattr(folder, "load_upscaler", lambda **kw: SimpleNamespace(queued={}, **kw))
     result = stvup.batch(src, tmp_path / "out", time=2, crf=21, ensemble=2)
     assert len(seen) == 2 and seen[0] is seen[1] and (seen[0].crf, seen[0].ensemble) == (21, 2)
     assert len(result.failures) == 2

@@ -1,8 +1,10 @@
 """Every video and frame folder of a folder, through :func:`~stvup.upscaling.job.upscale`: ``stvup batch``.
 
 One loaded network serves all inputs; an input whose output is already complete is skipped, so a batch that was
-stopped continues where it was; a broken input is recorded and the batch carries on. ``ray=`` hands the same work
-to :mod:`stvup.batching.distributed`.
+stopped continues where it was; a broken input is recorded and the batch carries on. The network knows the work
+still queued behind each job, so a folder of short clips of one size compiles it when all of them together repay
+that (:meth:`~stvup.upscaling.pipeline.Upscaler.plan_compile`). ``ray=`` hands the same work to
+:mod:`stvup.batching.distributed`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from stvup.errors import OutputError, StvupError
 from stvup.upscaling.job import Progress, upscale
 from stvup.upscaling.loader import load_upscaler
 from stvup.upscaling.options import UpscaleOptions
+from stvup.upscaling.timing import output_rate
+from stvup.video import probe
 
-from .inputs import BatchResult, OnDone, find_inputs, pending
+from .inputs import BatchResult, OnDone, batch_target, find_inputs, is_complete, pending
 
 __all__ = ["batch"]
 
@@ -57,8 +61,14 @@ def batch(
     except OSError as exc:
         raise OutputError(out_root, f"cannot create folder ({exc.strerror})") from None
     upscaler = load_upscaler(**options.model_settings())
+    work = _work(inputs, out_root, options)
+    for size, frames in work.values():
+        upscaler.queued[size] = upscaler.queued.get(size, 0) + frames
     result = BatchResult()
     for src, dst in pending(inputs, out_root, options.overwrite, result, on_start, on_done):
+        if src in work:  # from here on, queued behind this job
+            size, frames = work[src]
+            upscaler.queued[size] -= frames
         try:
             done = upscale(src, dst, options, upscaler=upscaler, progress=progress)
         except StvupError as exc:
@@ -66,3 +76,20 @@ def batch(
             continue
         result.succeeded(done, on_done)
     return result
+
+
+def _work(inputs: list[Path], out_root: Path, options: UpscaleOptions) -> dict[Path, tuple[tuple[int, int], int]]:
+    """Frame size ``(h, w)`` and estimated output frames of each input still to do (a probe of its header; one that
+    cannot be probed is left out here and reported by its job)."""
+    work = {}
+    for src in inputs:
+        if is_complete(batch_target(out_root, src)) and not options.overwrite:
+            continue
+        try:
+            info = probe(src, options.folder_fps)
+        except StvupError:
+            continue
+        if info.frame_count:
+            rate = output_rate(info.rate, options.time_factor, options.target_fps)
+            work[src] = ((info.height, info.width), round(info.frame_count * rate / info.rate))
+    return work

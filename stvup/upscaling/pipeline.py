@@ -144,6 +144,9 @@ class Upscaler:
         self._twin: torch.nn.Module | None = None
         self.compiled = False  # whether windows now run through the compiled twin
         self._first_compiled: str | None = None  # the ledger key of a shape not yet compiled (acceleration)
+        #: Output frames of later jobs per input size ``(h, w)`` that this upscaler will run too (``batch`` says so):
+        #: a compile for that size serves them as well.
+        self.queued: dict[tuple[int, int], int] = {}
         if compile == "cuda-graphs":
             if not isinstance(self.model, STVUN):
                 raise UsageError("--compile cuda-graphs works with STVUN networks, not two-stream ones")
@@ -181,7 +184,8 @@ class Upscaler:
         ``time_factor``, whether its windows run compiled; returns that. With ``compile="auto"`` a CPU compiles when
         :func:`~stvup.upscaling.acceleration.compile_pays` says the job repays it, counting a shape this machine's
         cache already holds as cheap; without a C compiler it stays eager and says why in :attr:`notes`. Other
-        settings do as they say. Called by :func:`~stvup.upscale` and ``stvup bench`` before their first frame."""
+        settings do as they say. Frames :attr:`queued` behind the job at that size count too. Called by
+        :func:`~stvup.upscale` and ``stvup bench`` before their first frame."""
         if self.compile != "auto":
             return self.compiled
         self.compiled = False
@@ -195,6 +199,7 @@ class Upscaler:
         key = (f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()} {name} {self.precision} "
                f"{self.memory_format_name} x{self.space} t{time_factor} e{len(self.ensemble)} {shapes}")  # fmt: skip
         cached = compiled_before(key)
+        frames += self.queued.get((height, width), 0)
         work = frames * estimate_frame_seconds(name, self.precision, "cpu", height * width * self.space**2,
                                                len(self.ensemble))  # fmt: skip
         if not compile_pays(work, cached):

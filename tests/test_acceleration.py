@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from fractions import Fraction
 
@@ -193,3 +194,18 @@ def test_a_batch_counts_the_clips_queued_behind_each_job(monkeypatch, weights, t
     asked.clear()
     batch(folder, tmp_path / "out", weights=weights, device="cpu", time=2)  # all complete: nothing asked
     assert asked == []
+
+
+def test_the_compile_cache_is_stvups_unless_the_user_chose_one(monkeypatch, tmp_path):
+    """Importing torch._dynamo sets TORCHINDUCTOR_CACHE_DIR to PyTorch's /tmp default: that is not a choice."""
+    import torch._dynamo  # noqa: F401 - sets the variable if unset
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from stvup.upscaling.acceleration import compile_summary, inductor_dir, use_persistent_cache
+
+    monkeypatch.setenv("STVUP_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    assert use_persistent_cache() == tmp_path / "mine" / "inductor"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine" / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "chosen"))
+    assert inductor_dir() == tmp_path / "chosen" and compile_summary()["cache"] == str(tmp_path / "chosen")

@@ -10,6 +10,7 @@ from stvup import __version__
 from stvup.model import MODEL_CONFIGS, STVUN
 from stvup.model.twostream import SPATIAL_MODULES, TEMPORAL_MODULES
 from stvup.model.weights import GRID_KEY, WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
+from stvup.upscaling.acceleration import compile_summary
 from stvup.upscaling.hardware import resolve_precision
 
 
@@ -88,6 +89,7 @@ def collect_info() -> dict[str, object]:
         "models": model_summaries(),
         "two_stream_modules": two_stream_modules(),
         "weights": available_weights(),
+        "compiling": compile_summary(),
     }
 
 

@@ -94,6 +94,9 @@ def info(input_path: Path | None, as_json: bool) -> None:
             console.print(f"weights: {w['path']}{tag}, {w['model']}, {w['grid']} grid, {w['megabytes']} MB")
     else:
         console.print("weights: none shipped yet; pass --weights PATH to upscale (see README)")
+    c = data["compiling"]
+    compiler = "a C compiler found" if c["c_compiler"] else "no C compiler: runs stay eager"
+    console.print(f"compiling (--compile auto): {compiler}; cache {c['cache']}, {c['compiled_shapes']} shapes compiled")
 
 
 @cli.command()

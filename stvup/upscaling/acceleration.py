@@ -56,6 +56,8 @@ __all__ = [
     "compile_pays",
     "compiled_before",
     "compiled_twin",
+    "compile_summary",
+    "inductor_dir",
     "missing_compiler",
     "remember_compiled",
     "use_persistent_cache",
@@ -122,14 +124,40 @@ def cache_dir() -> Path:
     return Path(base) / "stvup"
 
 
-def use_persistent_cache() -> Path:
-    """Points inductor's cache at ``cache_dir()/inductor`` unless the user chose one (``TORCHINDUCTOR_CACHE_DIR``);
-    PyTorch's own default is under ``/tmp``. Returns the folder in use."""
+def inductor_dir() -> Path:
+    """The compile cache stvup uses: ``TORCHINDUCTOR_CACHE_DIR`` if the user set it, else ``cache_dir()/inductor``.
+
+    Importing ``torch._dynamo`` sets that variable to PyTorch's ``/tmp`` default, so a value equal to that default
+    counts as not chosen."""
     chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if not chosen:
-        chosen = str(cache_dir() / "inductor")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = chosen
-    return Path(chosen)
+    if chosen and chosen != _torch_default_cache():
+        return Path(chosen)
+    return cache_dir() / "inductor"
+
+
+def _torch_default_cache() -> str | None:
+    try:  # a private helper of PyTorch's; without it, any value set counts as the user's
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        return default_cache_dir()
+    except Exception:  # noqa: BLE001 - moved or renamed in another PyTorch
+        return None
+
+
+def use_persistent_cache() -> Path:
+    """Points inductor's cache at :func:`inductor_dir` (PyTorch's own default is under ``/tmp``); returns it."""
+    folder = inductor_dir()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    return folder
+
+
+def compile_summary() -> dict[str, object]:
+    """For ``stvup info``: the compile cache's folder, how many shapes it holds, and whether a C compiler is here."""
+    try:
+        shapes = len(json.loads((inductor_dir() / _LEDGER).read_text()))
+    except (OSError, ValueError):
+        shapes = 0
+    return {"cache": str(inductor_dir()), "compiled_shapes": shapes, "c_compiler": missing_compiler() is None}
 
 
 def _ledger() -> Path:

@@ -147,6 +147,7 @@ class Upscaler:
         #: Output frames of later jobs per input size ``(h, w)`` that this upscaler will run too (``batch`` says so):
         #: a compile for that size serves them as well.
         self.queued: dict[tuple[int, int], int] = {}
+        self._compile_failed = False  # a failed compile is not tried again by later jobs
         if compile == "cuda-graphs":
             if not isinstance(self.model, STVUN):
                 raise UsageError("--compile cuda-graphs works with STVUN networks, not two-stream ones")
@@ -189,7 +190,7 @@ class Upscaler:
         if self.compile != "auto":
             return self.compiled
         self.compiled = False
-        if self.device.type != "cpu" or not frames:
+        if self.device.type != "cpu" or not frames or self._compile_failed:
             return False
         tile = self.plan_tile(height, width)
         m = self.model.size_multiple
@@ -205,7 +206,7 @@ class Upscaler:
         if not compile_pays(work, cached):
             return False
         if missing_compiler():
-            note = f"not compiled ({missing_compiler()}): frames run about 1.7x slower than compiled"
+            note = f"not compiled ({missing_compiler()}): frames run about 1.3x slower than compiled"
             if note not in self.notes:
                 self.notes.append(note)
             return False
@@ -294,8 +295,9 @@ class Upscaler:
             except Exception as exc:
                 if self.compile == "auto" and self.compiled and not is_out_of_memory(exc):
                     # Compiling failed (a broken compiler, an unsupported CPU): this job goes on eager, same frames.
-                    self.compiled, self._first_compiled = False, None
-                    self.notes.append(f"compiling failed, went on without ({type(exc).__name__}: {exc})"[:200])
+                    self.compiled, self._first_compiled, self._compile_failed = False, None, True
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    self.notes.append(f"compiling failed, went on without ({type(exc).__name__}: {first})"[:200])
                     cache.clear()
                     continue
                 if not isinstance(exc, RuntimeError):

@@ -136,7 +136,9 @@ def upscale(
     else:
         frames = iter_frames(in_path, input_fps=options.folder_fps, deinterlace=deint)
     total = info.frame_count if span is None else _span_frames(span, info)
-    expected = span.output_frames(rate_out) if span is not None else total and round(total * rate_out / info.rate)
+    expected = span.output_frames(rate_out) if span is not None else None  # None: to the end
+    if expected is None and total:
+        expected = round(total * rate_out / info.rate)
     upscaler.plan_compile(expected and max(expected - resumed, 0), info.height, info.width, rate_out / info.rate)
     cuts: list[tuple[int, float]] = []
     with writer, frames as stream:

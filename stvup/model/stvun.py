@@ -171,7 +171,9 @@ class STVUN(nn.Module):
 
         # Eq. 5 on every encoder level, Eq. 6 on the LR frames.
         mode = self.config.time_blend
-        w = x3.new_tensor(ts).repeat_interleave(x3.shape[0]).view(-1, 1, 1, 1) if mode == "linear" else 0.5
+        # Filled on the device, not copied from a list: a host-to-device copy cannot be captured in a CUDA graph.
+        b = x3.shape[0]
+        w = torch.cat([x3.new_full((b, 1, 1, 1), v) for v in ts]) if mode == "linear" else 0.5
         mid = [blend_pair(backward_warp(rep(a), ft3), backward_warp(rep(b), ft4), w, mode)
                for a, b in zip(feats3, feats4)]  # fmt: skip
         lr_mid = blend_pair(backward_warp(rep(x3), ft3), backward_warp(rep(x4), ft4), w, mode)

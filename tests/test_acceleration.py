@@ -68,8 +68,9 @@ def test_compile_option_reaches_every_part_of_the_network(weights, tmp_path, mon
     src = make_clip(tmp_path / "in.mp4", width=40, height=24, frames=4, audio=None)
     out = tmp_path / "out.mp4"
     res = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(out), "--weights", str(weights), "--device", "cpu",
-                                   "--compile", "max-autotune", "--quiet"])  # fmt: skip
+                                   "--compile", "max-autotune", "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["compiled"] is True
     assert sorted(calls) == [(name, "max-autotune-no-cudagraphs") for name in ("Decoder", "EFST", "Encoder", "PWCNet")]
     calls.clear()
     res = CliRunner().invoke(cli, ["bench", "--size", "64x48", "--frames", "2", "--weights", str(weights), "--device",
@@ -140,7 +141,7 @@ def test_a_failed_compile_goes_on_eager_with_the_same_frames(monkeypatch, weight
     res = upscale(src, tmp_path / "auto.mkv", upscaler=up, time=2, codec="ffv1",
                   progress=lambda p: stages.append(p.stage))  # fmt: skip
     ref = upscale(src, tmp_path / "eager.mkv", weights=weights, device="cpu", time=2, codec="ffv1", compile="off")
-    assert res.frames_out == ref.frames_out == 12
+    assert res.frames_out == ref.frames_out == 12 and not res.compiled and not ref.compiled
     assert [p for p in res.problems if p.startswith("compiling failed, went on without (RuntimeError: inductor")]
     assert stages[0] == "compiling" and stages[-1] == ""
     assert not up.plan_compile(10**6, 24, 40)  # the next job of a batch does not try again

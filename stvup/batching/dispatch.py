@@ -67,6 +67,7 @@ class Video:
     report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
     failed: str | None = None
     began: float = field(default_factory=time.perf_counter)
+    compiled: bool = False  # whether any part ran the network compiled
 
 
 @dataclass
@@ -155,6 +156,7 @@ class Dispatcher:
         self.workers.answered(actor)
         for record in report["segments"]:
             v.job.add(record)
+        v.compiled = v.compiled or report.get("compiled", False)
         if part.stop is None:
             v.report = report
         v.parts_left -= 1
@@ -208,8 +210,9 @@ class Dispatcher:
             frames_out=frames_out, input_rate=v.info.rate, output_rate=v.rate_out,
             input_size=(v.info.width, v.info.height), output_size=(w, h), seconds=time.perf_counter() - v.began,
             skipped_streams=skipped, problems=([v.deint.reason] if v.deint else []) + v.report.get("problems", []),
-            device=self.device, precision=self.precision, cuts=[tuple(c) for c in v.report.get("cuts", [])],
-            concealed_frames=v.report.get("concealed", 0), resumed_frames=v.resumed,
+            device=self.device, precision=self.precision, compiled=v.compiled,
+            cuts=[tuple(c) for c in v.report.get("cuts", [])], concealed_frames=v.report.get("concealed", 0),
+            resumed_frames=v.resumed,
             notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"]
             + ([f"{len(v.rerun)} part(s) ran again after a failure"] if v.rerun else [])
             + ([f"{lost} Ray worker(s) lost for good; the others went on"] if lost else []),

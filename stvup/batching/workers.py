@@ -87,7 +87,7 @@ class Worker:
             raise
         progress.put_nowait((key, made))
         return {"segments": records, "cuts": cuts, "problems": problems, "concealed": concealed,
-                "frames_in": seen[0]}  # fmt: skip
+                "frames_in": seen[0], "compiled": self.upscaler.compiled}  # fmt: skip
 
 
 def actor_class(ray: Any, gpu: bool) -> Any:

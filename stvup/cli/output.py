@@ -66,7 +66,7 @@ def result_dict(r) -> dict:
         "frames_out": r.frames_out, "input_rate": str(r.input_rate), "output_rate": str(r.output_rate),
         "input_size": list(r.input_size), "output_size": list(r.output_size), "seconds": round(r.seconds, 3),
         "skipped_streams": r.skipped_streams, "problems": r.problems, "device": r.device, "precision": r.precision,
-        "ensemble": r.ensemble, "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts],
+        "ensemble": r.ensemble, "compiled": r.compiled, "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts],
         "concealed_frames": r.concealed_frames,
         "resumed_frames": r.resumed_frames, "notes": r.notes, "sample_aspect_ratio": ratio_text(r.sample_aspect_ratio),
         "display_aspect_ratio": dar,
@@ -86,7 +86,7 @@ def report(results, as_json: bool, quiet: bool) -> None:
         w, h = r.output_size
         click.echo(
             f"{r.output}: {r.frames_out} frames {w}x{h} @ {r.output_rate} fps from {r.frames_in} input frames "
-            f"in {r.seconds:.1f} s ({r.precision} on {r.device})",
+            f"in {r.seconds:.1f} s ({r.precision} on {r.device}{', compiled' if r.compiled else ''})",
             err=True,
         )
         for line in r.notes:

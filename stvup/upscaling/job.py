@@ -66,6 +66,7 @@ class UpscaleResult:
     device: str = ""
     precision: str = ""  # the arithmetic actually used ("auto" resolved)
     ensemble: int = 1  # copies of each window averaged (stvup.upscaling.ensemble)
+    compiled: bool = False  # whether the network ran compiled (--compile, stvup.upscaling.acceleration)
     cuts: list[tuple[int, float]] = field(default_factory=list)  # (input frame, output seconds) where a shot begins
     concealed_frames: int = 0  # frames the decoder flagged as damaged and patched up (error concealment)
     resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.upscaling.resume)
@@ -193,6 +194,7 @@ def upscale(
         device=str(upscaler.device),
         precision=upscaler.precision,
         ensemble=len(upscaler.ensemble),
+        compiled=upscaler.compiled,
         cuts=cuts,
         concealed_frames=concealed,
         resumed_frames=resumed,

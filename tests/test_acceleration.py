@@ -62,7 +62,12 @@ def _fake_compile(monkeypatch, calls: list | None = None, fail: bool = False) ->
 
 
 def test_compile_option_reaches_every_part_of_the_network(weights, tmp_path, monkeypatch):  # noqa: F811
-    """``--compile`` on the command line compiles each part with the mode asked."""
+    """``--compile`` on the command line compiles each part with the mode asked, and the cache's list of compiled
+    shapes learns the shape, as with ``auto``."""
+    from stvup.upscaling.acceleration import compile_summary
+
+    monkeypatch.setenv("STVUP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache" / "inductor"))
     calls: list[tuple[str, str]] = []
     _fake_compile(monkeypatch, calls)
     src = make_clip(tmp_path / "in.mp4", width=40, height=24, frames=4, audio=None)
@@ -70,7 +75,7 @@ def test_compile_option_reaches_every_part_of_the_network(weights, tmp_path, mon
     res = CliRunner().invoke(cli, ["upscale", str(src), "-o", str(out), "--weights", str(weights), "--device", "cpu",
                                    "--compile", "max-autotune", "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["compiled"] is True
+    assert json.loads(res.output)["compiled"] is True and compile_summary()["compiled_shapes"] == 1
     assert sorted(calls) == [(name, "max-autotune-no-cudagraphs") for name in ("Decoder", "EFST", "Encoder", "PWCNet")]
     calls.clear()
     res = CliRunner().invoke(cli, ["bench", "--size", "64x48", "--frames", "2", "--weights", str(weights), "--device",
@@ -79,7 +84,7 @@ def test_compile_option_reaches_every_part_of_the_network(weights, tmp_path, mon
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert (report["compile"], report["compiled"], report["memory_format"]) == ("default", True, "contiguous")
-    assert report["warmup_s"] > 0 and len(calls) == 4 and report["job_frames"] == 100
+    assert report["warmup_s"] > 0 and len(calls) == 4 and report["job_frames"] == 100 and report["first_compile"]
     # The one-off cost spread over the job: never below the steady time per frame.
     assert report["amortised_s_per_frame"] == pytest.approx(
         report["stages_s_per_frame"]["total"] + report["compile_s"] / 100

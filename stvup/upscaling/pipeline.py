@@ -186,20 +186,19 @@ class Upscaler:
         :func:`~stvup.upscaling.acceleration.compile_pays` says the job repays it, counting a shape this machine's
         cache already holds as cheap; without a C compiler it stays eager and says why in :attr:`notes`. Other
         settings do as they say. Frames :attr:`queued` behind the job at that size count too. Called by
-        :func:`~stvup.upscale` and ``stvup bench`` before their first frame."""
-        if self.compile != "auto":
+        :func:`~stvup.upscale` and ``stvup bench`` before their first frame; afterwards :attr:`compiling` says
+        whether the first window compiles (a shape this machine has not compiled before)."""
+        if self.compile in ("off", "cuda-graphs"):
             return self.compiled
+        name = getattr(getattr(self.model, "config", None), "name", type(self.model).__name__)
+        key = self._compile_key(name, height, width, time_factor)
+        cached = compiled_before(key)
+        if self.compile != "auto":
+            self._first_compiled = None if cached else key
+            return True
         self.compiled = False
         if self.device.type != "cpu" or not frames or self._compile_failed:
             return False
-        tile = self.plan_tile(height, width)
-        m = self.model.size_multiple
-        shapes = sorted({(y1 - y0, x1 - x0) for y0, y1, x0, x1 in tile_boxes(-(-height // m) * m, -(-width // m) * m,
-                                                                            tile, self.overlap, m)})  # fmt: skip
-        name = getattr(getattr(self.model, "config", None), "name", type(self.model).__name__)
-        key = (f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()} {name} {self.precision} "
-               f"{self.memory_format_name} x{self.space} t{time_factor} e{len(self.ensemble)} {shapes}")  # fmt: skip
-        cached = compiled_before(key)
         frames += self.queued.get((height, width), 0)
         work = frames * estimate_frame_seconds(name, self.precision, "cpu", height * width * self.space**2,
                                                len(self.ensemble))  # fmt: skip
@@ -215,6 +214,18 @@ class Upscaler:
         self.compiled = True
         self._first_compiled = None if cached else key
         return True
+
+    def _compile_key(self, name: str, height: int, width: int, time_factor: Fraction) -> str:
+        """What a compile is for, as the ledger records it: everything that gives the compiled graphs their shapes
+        and kernels (PyTorch, CPU, network, precision, layout, tile shapes, factors, ensemble, mode)."""
+        tile = self.plan_tile(height, width)
+        m = self.model.size_multiple
+        shapes = sorted({(y1 - y0, x1 - x0) for y0, y1, x0, x1 in tile_boxes(-(-height // m) * m, -(-width // m) * m,
+                                                                            tile, self.overlap, m)})  # fmt: skip
+        mode = "max-autotune" if self.compile == "max-autotune" else "default"
+        return (f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()} {name} {self.precision} "
+                f"{self.memory_format_name} x{self.space} t{time_factor} e{len(self.ensemble)} {shapes} "
+                f"{mode}")  # fmt: skip
 
     @property
     def compiling(self) -> bool:

@@ -70,8 +70,9 @@ class Worker:
                 pairs = ((f.image, f.time) for f in stream)
                 rate_in = stream.info.rate * (deint.factor if deint and span is None else 1)
                 count = stream.info.frame_count and round(stream.info.frame_count * rate_out / rate_in)
-                part = (stop if stop is not None else count) and max((stop or count) - begin, 0)
-                self.upscaler.plan_compile(part, stream.info.height, stream.info.width, rate_out / rate_in)
+                end = stop if stop is not None else count  # this part's last output frame (None: unknown)
+                self.upscaler.plan_compile(end and max(end - begin, 0), stream.info.height, stream.info.width,
+                                           rate_out / rate_in)  # fmt: skip
                 outputs = self.upscaler.stream(pairs, rate_in, rate_out, lambda i: seen.__setitem__(0, i + 1),
                                                scene_threshold=scene_threshold, skip=begin, stop=stop,
                                                on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip

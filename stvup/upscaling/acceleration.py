@@ -86,8 +86,9 @@ def accelerate(model: nn.Module, device: torch.device, memory_format: str = "aut
         raise UsageError(f"unknown compile mode {compile!r}; use {', '.join(COMPILE_MODES)}")
     if compile == "cuda-graphs" and device.type != "cuda":
         raise UsageError("--compile cuda-graphs needs a CUDA device")
-    if compile in ("default", "max-autotune") and device.type == "cpu" and missing_compiler():
-        raise UsageError(f"--compile on a CPU needs a C compiler: {missing_compiler()}")
+    why = missing_compiler() if compile in ("default", "max-autotune") and device.type == "cpu" else None
+    if why:
+        raise UsageError(f"--compile on a CPU needs a C compiler: {why}")
     model.to(memory_format=MEMORY_FORMATS[memory_format])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -103,7 +104,9 @@ def missing_compiler() -> str | None:
 
 def compiled_twin(model: nn.Module, compile: str) -> nn.Module:
     """A shallow copy of ``model`` whose parts are ``torch.compile`` wrappers around the same modules (same
-    weights, same methods): the network compiled, with the eager one left as it was."""
+    weights, same methods): the network compiled, with the eager one left as it was. Compiles go to stvup's
+    persistent cache (:func:`use_persistent_cache`)."""
+    use_persistent_cache()
     mode = "max-autotune-no-cudagraphs" if compile == "max-autotune" else "default"
     twin = copy.copy(model)
     twin._modules = {name: torch.compile(part, mode=mode, dynamic=False) for name, part in model._modules.items()}
@@ -154,14 +157,14 @@ def use_persistent_cache() -> Path:
 def compile_summary() -> dict[str, object]:
     """For ``stvup info``: the compile cache's folder, how many shapes it holds, and whether a C compiler is here."""
     try:
-        shapes = len(json.loads((inductor_dir() / _LEDGER).read_text()))
+        shapes = len(json.loads(_ledger().read_text()))
     except (OSError, ValueError):
         shapes = 0
     return {"cache": str(inductor_dir()), "compiled_shapes": shapes, "c_compiler": missing_compiler() is None}
 
 
 def _ledger() -> Path:
-    return use_persistent_cache() / _LEDGER
+    return inductor_dir() / _LEDGER
 
 
 def compiled_before(key: str) -> bool:

@@ -42,7 +42,6 @@ from .acceleration import (
     compiled_twin,
     missing_compiler,
     remember_compiled,
-    use_persistent_cache,
 )
 from .ensemble import ensemble_transforms
 from .graphs import CudaGraphs, graphed_twin
@@ -153,7 +152,6 @@ class Upscaler:
                 raise UsageError("--compile cuda-graphs works with STVUN networks, not two-stream ones")
             self._twin, self.compiled = graphed_twin(self.model, CudaGraphs(self.device)), True
         elif compile not in ("auto", "off"):
-            use_persistent_cache()
             self._twin, self.compiled = compiled_twin(self.model, compile), True
         self.space = space or model.scale
         if self.space not in (2, 4) or model.scale % self.space:
@@ -204,8 +202,9 @@ class Upscaler:
                                                len(self.ensemble))  # fmt: skip
         if not compile_pays(work, cached):
             return False
-        if missing_compiler():
-            note = f"not compiled ({missing_compiler()}): frames run about 1.3x slower than compiled"
+        why = missing_compiler()
+        if why:
+            note = f"not compiled ({why}): frames run about 1.3x slower than compiled"
             if note not in self.notes:
                 self.notes.append(note)
             return False

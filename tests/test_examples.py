@@ -115,7 +115,10 @@ def test_flow_check_scores_blending_and_each_weights(tmp_path, tiny_weights, cap
 
 def test_tile_memory_example():
     report = _load("tile_memory").main(["stvun-tiny", "fp32", "32", "--frames", "2"])
-    assert report["peak_mb"] >= report["loaded_mb"] > 0 and report["s_per_frame"] > 0
+    # The peak is not compared with the size after loading: it only ever grows, so that would hold by construction.
+    assert set(report) == {"model", "precision", "side", "loaded_mb", "peak_mb", "s_per_frame"}
+    assert (report["model"], report["side"]) == ("stvun-tiny", 32) and report["loaded_mb"] > 0
+    assert report["s_per_frame"] > 0
 
 
 def test_speed_variants_example_runs_without_pyav(tmp_path, monkeypatch):

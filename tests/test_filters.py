@@ -117,8 +117,10 @@ def test_field_rate_doubles_frames_and_rate(tmp_path, footage, upscaler):
     assert full.frames_out == 40 and probe(tmp_path / "all.mp4").frame_count == 40
 
 
-def test_bad_values(footage):
-    with pytest.raises(stvup.UsageError, match="--deinterlace must be one of"):
-        plan_deinterlace(str(footage["woven"]), probe(footage["woven"]), "maybe")
-    with pytest.raises(stvup.UsageError, match="--deinterlace-rate must be one of"):
-        plan_deinterlace(str(footage["woven"]), probe(footage["woven"]), "auto", "half")
+def test_bad_values(clips):
+    """Checked before the video is looked at: any clip will do (a generated one, not the shared footage)."""
+    clip = str(clips["aac"])
+    with pytest.raises(stvup.UsageError, match="--deinterlace must be one of auto, on, off, not 'maybe'"):
+        plan_deinterlace(clip, probe(clip), "maybe")
+    with pytest.raises(stvup.UsageError, match="--deinterlace-rate must be one of frame, field, not 'half'"):
+        plan_deinterlace(clip, probe(clip), "auto", "half")

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import stvup
 from stvup.cli.main import cli
+from stvup.upscaling.comparison import _BAR
 from stvup.video import probe
 
 from .conftest import pattern
@@ -155,4 +156,22 @@ def test_deep_clip_that_brightens_and_cuts(tmp_path, weights):  # noqa: F811
     shown = stvup.preview(src, tmp_path / "p.png", weights=weights, precision="fp32")
     with av.open(shown.output) as container:
         picture = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    assert 30 < float(picture.mean()) < 225
+    w, h = shown.panel
+    kept, new = picture[_BAR : _BAR + h], picture[-h:]  # new: halfway to frame 1, 10 levels brighter
+    for panel, brightened in ((kept[:, :w], 0), (kept[:, -w:], 0), (new[:, :w], 5), (new[:, -w:], 5)):
+        assert_ramp_in_eight_bits(panel, brightened)
+
+
+def ramp_level(ten_bit: float) -> float:
+    """The 8-bit grey a limited-range 10-bit luma level of :func:`_ramp10` becomes (its chroma is neutral)."""
+    return (ten_bit - 64) / 876 * 255
+
+
+def assert_ramp_in_eight_bits(picture: np.ndarray, brightened: float = 0) -> None:
+    """``picture`` (8-bit RGB) is :func:`_ramp10`'s ramp at any width: 10-bit levels 400 to 600 (+ ``brightened``)
+    left to right, as 8-bit greys that rise smoothly. A deep frame wrapped into 8 bits (its low byte) has the same
+    mean grey, but its columns jump by up to 255 levels and neither end has the right grey."""
+    profile = picture.astype(np.float64).mean(axis=(0, 2))  # the mean grey of each column
+    assert np.diff(profile).min() > -4, np.diff(profile).min()
+    left, right = profile[: len(profile) // 16].mean(), profile[-(len(profile) // 16) :].mean()
+    assert abs(left - ramp_level(400 + brightened)) < 6 and abs(right - ramp_level(600 + brightened)) < 6, (left, right)

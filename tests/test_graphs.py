@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from stvup.errors import UsageError
+from stvup.model import build_model
 from stvup.model.pwcnet import CORRELATIONS, correlation
 from stvup.upscaling.graphs import GraphedStep, RerunGraphs, graphed_twin
 from stvup.upscaling.pipeline import Upscaler
@@ -57,9 +58,25 @@ def test_graphed_windows_give_the_eager_frames():
         assert backend.captures >= 5
 
 
-def test_cuda_graphs_need_a_gpu_and_stvun():
+def test_cuda_graphs_need_a_gpu_and_stvun(monkeypatch):
+    import stvup.upscaling.pipeline as pipeline
+
     with pytest.raises(UsageError, match="needs a CUDA device"):
         Upscaler(_tiny(), device="cpu", compile="cuda-graphs")
+    # Past the device check (as on a GPU; here the CPU passes it and the replay stand-in captures), STVUN is graphed
+    # and a two-stream network is refused: its steps are not STVUN's windows.
+    accelerate = pipeline.accelerate
+
+    def on_a_gpu(model, device, memory_format="auto", compile="auto"):
+        return accelerate(model, device, memory_format)
+
+    monkeypatch.setattr(pipeline, "accelerate", on_a_gpu)
+    monkeypatch.setattr(pipeline, "CudaGraphs", lambda device: RerunGraphs())
+    assert Upscaler(_tiny(), device="cpu", compile="cuda-graphs").compiled
+    two_stream = build_model("two-stream:espcn-tiny+dvf-tiny").eval()
+    with pytest.raises(UsageError, match="works with STVUN networks, not two-stream ones"):
+        Upscaler(two_stream, device="cpu", compile="cuda-graphs")
+    assert not Upscaler(two_stream, device="cpu", compile="off").compiled  # the network itself is welcome
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

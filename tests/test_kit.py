@@ -190,7 +190,9 @@ def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
 
 def test_gpu_session_script_dry_run(tmp_path, footage):
     """examples/gpu_session.sh, the one call a GPU session makes, on CPU with a tiny model: every stage runs and
-    logs its status, and what comes back fits the device tool's limits (at most 8 files)."""
+    logs its status, and what comes back fits the device tool's limits (at most 8 files). What is checked holds on
+    any machine, a CUDA one included: the chunk ends at its last step (its minutes and every stage's limit are far
+    beyond the work, guards against hangs only), and the CUDA test is there, passed or skipped."""
     pytest.importorskip("cv2")
     repo = Path(__file__).resolve().parents[1]
     kit, out = tmp_path / "kit", tmp_path / "out"
@@ -203,7 +205,8 @@ def test_gpu_session_script_dry_run(tmp_path, footage):
         "KIT": str(kit),
         "RUN": str(tmp_path / "run"),
         "WHEELS": str(tmp_path),
-        "TRAIN_MINUTES": "0.5",
+        "TRAIN_MINUTES": "8",
+        "LIMIT_SCALE": "4",
         "DEVICE": "cpu",
         "MODEL": "stvun-tiny",
         "SIZE": "64x32",
@@ -217,9 +220,28 @@ def test_gpu_session_script_dry_run(tmp_path, footage):
     log = (out / "log.txt").read_text()
     for stage in ("train", "tests", "bench fp32 off 64x32", "variants"):
         assert f"== {stage}: rc=0 in" in log, log[-3000:]
-    assert "chunk done: step 8/8" in log
-    # The CUDA test is skipped on CPU, not missed (other modules may skip too, e.g. without the Ray extra).
-    assert re.search(r"SKIPPED \[1\] tests/test_cuda\.py", log) and not re.search(r"\d+ (failed|error)", log)
+    assert "chunk done: step 8/8 (finished)" in log, log[-3000:]
+    # The one selected CUDA test, by name: passed on a GPU, skipped elsewhere (other modules may skip too, e.g.
+    # without the Ray extra); nothing failed.
+    passed = r"PASSED tests/test_cuda\.py::test_cuda_training_steps"
+    skipped = r"SKIPPED \[1\] tests/test_cuda\.py:\d+: needs a CUDA GPU"
+    ran = rf"^({passed}|{skipped})$"
+    assert len(re.findall(ran, log, re.M)) == 1 and not re.search(r"\d+ (failed|errors?)\b", log), log[-3000:]
     assert '"precision": "fp32"' in log and '"ms_per_frame"' in log
     returned = list(out.iterdir())
     assert len(returned) <= 8 and (out / "model.safetensors.shards.json").is_file()
+
+
+def test_gpu_session_script_leaves_its_own_dry_run_out_of_its_tests():
+    """The script's default test selection runs the CUDA tests and not the dry run above, which would run the whole
+    script again, inside its own tests stage, on the GPU machine."""
+    repo = Path(__file__).resolve().parents[1]
+    default = re.search(r'"\$\{TESTS:=([^}]*)\}"', (repo / "examples" / "gpu_session.sh").read_text())
+    assert default, "the script no longer sets a default TESTS"
+    res = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "tests/test_kit.py", "tests/test_cuda.py", "-k", default[1]],
+                         cwd=repo, capture_output=True, text=True, timeout=300)  # fmt: skip
+    selected = re.findall(r"^tests/\S+::(\w+)", res.stdout, re.M)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "test_cuda_training_steps" in selected and "test_cuda_upscale_matches_the_cpu" in selected, selected
+    assert not any(name.startswith("test_gpu_session_script") for name in selected), selected

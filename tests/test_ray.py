@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from stvup.cli.main import cli
 from stvup.video import iter_frames, probe
 
 from .conftest import make_clip
+from .helpers import HANG_GUARD
 from .test_format_matrix import FRAMES, KINDS, TIME, _check_output, inputs  # noqa: F401 - fixture
 from .test_upscale import weights  # noqa: F401 - fixture
 
@@ -118,38 +121,66 @@ def test_a_part_that_fails_is_reported_like_any_batch_failure(tmp_path, weights,
     assert res.results == [] and not (tmp_path / "out" / "resized.mp4").exists()
 
 
-def test_a_part_lost_with_its_worker_is_run_again(tmp_path, videos, weights, local_ray):  # noqa: F811
+def test_a_part_lost_with_its_worker_is_run_again(tmp_path, videos, weights, local_ray, monkeypatch):  # noqa: F811
     """A worker killed in the middle of a part (as when a machine goes away): the part runs again, nothing is lost."""
-    # The long video's parts report every 4 of their 40 frames: at its first report they are still running.
-    progress, killed = _kill_at_first_report([0, 1], restart=True)
+    progress, killed = _kill_at_first_report([0, 1], restart=True, monkeypatch=monkeypatch, gate=tmp_path / "gate")
     res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
     assert killed and res.failures == {}
     assert sorted(r.frames_out for r in res.results) == [12, 80]
-    # The lost part ran again; so may a part that reached the worker while Ray was still restarting it.
+    # Both parts were held at their first report, so both were lost and ran again; so may a part that reached a
+    # worker while Ray was still restarting it.
     again = [int(n.split()[0]) for r in res.results for n in r.notes if n.endswith("ran again after a failure")]
-    assert 1 <= sum(again) <= 4, again
+    assert 2 <= sum(again) <= 4, again
     assert probe(tmp_path / "out" / "long.mkv").frame_count == 80
 
 
-def _kill_at_first_report(workers, restart):
-    """A progress callback that kills these workers (by index) at the long video's first report, while its parts run."""
-    import os
+def _gated_queue(gate: Path):
+    """The batch's progress queue, made so that a worker's part, once it has reported its progress, goes on only
+    when ``gate`` is gone: held there, the part is certainly unfinished when the test kills its worker. (Defined
+    in a function, the class travels to the workers by value.)"""
+    from ray.util.queue import Queue
 
+    class Gated(Queue):
+        def put_nowait(self, item) -> None:
+            if os.path.exists(self.gate):
+                open(f"{self.gate}.held", "w").close()  # before the report: the driver sees it with the report
+            super().put_nowait(item)
+            deadline = time.monotonic() + HANG_GUARD
+            while os.path.exists(self.gate) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def make(*args, **kwargs):
+        queue = Gated(*args, **kwargs)
+        queue.gate = str(gate)
+        return queue
+
+    return make
+
+
+def _kill_at_first_report(workers, restart, monkeypatch, gate: Path):
+    """A progress callback that kills these workers (by index) at the long video's first report, while its parts are
+    held (see _gated_queue), then lets the parts go on; and the list it notes the kill in."""
+    import ray.util.queue
+
+    gate.touch()
+    monkeypatch.setattr(ray.util.queue, "Queue", _gated_queue(gate))
     killed = []
 
     def progress(p) -> None:
         if not killed and p.path.endswith("long.mkv") and p.frames_out > 0:
+            assert Path(f"{gate}.held").exists(), "the part was not held: the gated queue did not reach the worker"
             for k in workers:
                 ray.kill(ray.get_actor(f"stvup-{os.getpid()}-{k}"), no_restart=not restart)
             killed.append(p.frames_out)
+            gate.unlink()
 
     return progress, killed
 
 
-def test_a_worker_lost_for_good_gets_no_more_parts(tmp_path, videos, weights, local_ray):  # noqa: F811
+def test_a_worker_lost_for_good_gets_no_more_parts(tmp_path, videos, weights, local_ray, monkeypatch):  # noqa: F811
     """A worker Ray will not restart: its part runs again on the other one, which does the rest; no try is wasted on
     the dead worker (before, every part sent to it failed at once until the video ran out of tries)."""
-    progress, killed = _kill_at_first_report([0], restart=False)
+    progress, killed = _kill_at_first_report([0], restart=False, monkeypatch=monkeypatch, gate=tmp_path / "gate")
     res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
     assert killed and res.failures == {}
     assert sorted(r.frames_out for r in res.results) == [12, 80]
@@ -158,11 +189,11 @@ def test_a_worker_lost_for_good_gets_no_more_parts(tmp_path, videos, weights, lo
     assert probe(tmp_path / "out" / "long.mkv").frame_count == 80
 
 
-def test_a_batch_whose_workers_are_all_lost_fails_without_hanging(tmp_path, videos, weights, local_ray):  # noqa: F811
+def test_a_batch_whose_workers_are_all_lost_fails_without_hanging(tmp_path, videos, weights, local_ray, monkeypatch):  # noqa: F811
     """Both workers lost for good: the unfinished video fails with a one-line reason, and the batch returns."""
     from stvup.upscaling.journal import work_folder
 
-    progress, killed = _kill_at_first_report([0, 1], restart=False)
+    progress, killed = _kill_at_first_report([0, 1], restart=False, monkeypatch=monkeypatch, gate=tmp_path / "gate")
     res = stvup.batch(videos, tmp_path / "out", weights=weights, ray="auto", progress=progress, **OPTIONS)
     assert killed
     message = res.failures[str(videos / "long.mkv")]

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from stvup.upscaling.pipeline import Upscaler
 from stvup.video import iter_frames, probe
 
 from .conftest import make_clip
+from .helpers import start_pausing
 from .test_upscale import _tiny, weights  # noqa: F401 - fixture
 
 SEGMENT = 0.25  # seconds: 12 output frames at 48 fps, so a 24-frame clip at ×2 makes 4 segments
@@ -151,21 +151,19 @@ def test_a_live_run_of_the_same_output_is_refused(tmp_path, clip, upscaler):
 def test_sigkill_then_the_same_command_finishes_the_job(tmp_path, weights):  # noqa: F811
     src = make_clip(tmp_path / "long.mp4", width=64, height=48, frames=72, rate=Fraction(24))
     out = tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "stvup", "upscale", str(src), "-o", str(out), "--weights", str(weights),
-           "--device", "cpu", "--time", "2", "--segment-seconds", "0.5", "--json"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    journal, deadline = work_folder(out) / JOURNAL, time.monotonic() + 120
-    while not (journal.exists() and len(json.loads(journal.read_text() or "{}").get("segments", [])) >= 2):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.kill()
-    proc.communicate(timeout=60)
+    args = ["upscale", str(src), "-o", str(out), "--weights", str(weights), "--device", "cpu", "--time", "2",
+            "--segment-seconds", "0.5", "--json"]  # fmt: skip
+    # Paused in the encoder thread just after the journal took its second segment (24 frames each): killed there.
+    run = start_pausing(args, "stvup.upscaling.journal:Job.add", 2)
+    run.wait_paused()
+    assert len(json.loads((work_folder(out) / JOURNAL).read_text())["segments"]) == 2
+    run.proc.kill()
+    run.proc.communicate(timeout=60)
     assert not out.exists()
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([sys.executable, "-m", "stvup", *args], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)
-    assert result["resumed_frames"] >= 48 and result["frames_out"] == 144
+    assert result["resumed_frames"] == 48 and result["frames_out"] == 144
     assert probe(out).frame_count == 144 and sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "out.mp4"]
 
 

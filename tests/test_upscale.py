@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from fractions import Fraction
 from pathlib import Path
 
@@ -67,16 +68,34 @@ def test_frame_counts(n, factor, expected):
 
 
 def test_every_frame_encoded_once_and_memory_bounded():
+    """Each frame goes through the encoder once, and the stream holds a bounded number of frames whatever the clip's
+    length: it reads at most one frame beyond the window it works on, and keeps the encoder features of no more than
+    the 7 frames of a window and the one read ahead (freed, not merely unused, once no window needs them)."""
     model = _tiny()
-    calls = []
+    alive: list[weakref.ref] = []
     encode = model.encode
-    model.encode = lambda x: calls.append(1) or encode(x)
+
+    def counted(x):
+        features = encode(x)
+        alive.append(weakref.ref(features[0] if isinstance(features, (list, tuple)) else features))
+        return features
+
+    model.encode = counted
     up = Upscaler(model, device="cpu")
-    cached = []
-    for _ in up.stream(_frames(12), Fraction(25), Fraction(50), on_frame=lambda i: cached.append(i)):
-        pass
-    assert len(calls) == 12  # the reference encodes every frame seven times
-    assert cached == list(range(12))
+    read, consumed = [], []
+
+    def source():
+        for k, item in enumerate(_frames(16)):
+            read.append(k)
+            yield item
+
+    held, ahead = [], []
+    for out in up.stream(source(), Fraction(25), Fraction(50), on_frame=consumed.append):
+        held.append(sum(ref() is not None for ref in alive))
+        ahead.append(len(read) - 1 - out.source)
+    assert len(alive) == 16  # the reference encodes every frame seven times
+    assert consumed == list(range(16))
+    assert max(held) <= 8 and max(ahead) <= 4, (held, ahead)
 
 
 def test_windows_are_mirrored_at_the_ends():
@@ -353,12 +372,13 @@ def test_bench_reports_stages(weights):
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     stages = report["stages_s_per_frame"]
-    assert set(stages) == {"decode", "model", "encode", "total"} and stages["total"] > 0
-    # total is the wall time of the overlapped pipeline: at least the model's busy time, never the sum of all.
-    assert stages["total"] >= stages["model"] and report["wall_over_model"] >= 1
+    # Every stage was timed (how the figures relate is test_overlap's: test_each_stage_is_timed_where_it_runs).
+    assert set(stages) == {"decode", "model", "encode", "total"} and min(stages.values()) > 0, stages
     assert report["precision"] in ("fp32", "bf16")
     assert report["output"].endswith("6 frames")
-    assert report["baseline"].get("frames", 0) > 0 or "error" in report["baseline"]
+    # The FFmpeg binary comes with imageio-ffmpeg, a dependency: the baseline runs, it does not merely report why not.
+    baseline = report["baseline"]
+    assert "error" not in baseline and baseline["frames"] > 0 and baseline["s_per_frame"] > 0, baseline
 
 
 def test_bench_times_the_asked_model_even_when_the_shipped_weights_are_another(monkeypatch, tmp_path):

@@ -16,7 +16,15 @@ from stvup.data.degrade import reduce
 from stvup.errors import UsageError
 from stvup.evaluation.methods import bicubic_blend, ffmpeg_baseline
 from stvup.evaluation.metrics import psnr
-from stvup.evaluation.protocol import Protocol, best_shift, degrade_frames, evaluate, find_clips, score_frames
+from stvup.evaluation.protocol import (
+    Protocol,
+    best_shift,
+    degrade_frames,
+    evaluate,
+    find_clips,
+    score_frames,
+    temporal_psnr,
+)
 from stvup.model import build_model
 from stvup.model.weights import save_safetensors
 
@@ -79,8 +87,13 @@ def test_evaluate_runs_every_method(tmp_path, weights):
     data = report.to_dict()
     assert set(data["mean"]) == {"stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v"}
     for method, parts in data["mean"].items():
-        assert set(parts) == {"kept", "new", "all"}
+        assert set(parts) == {"kept", "new", "all", "temporal"}
         assert all(np.isfinite(v) for v in parts["new"].values()), method
+        tp = parts["temporal"]
+        assert np.isfinite(tp["tpsnr_y"]) and tp["pulse_y"] == pytest.approx(
+            parts["kept"]["psnr_y"] - parts["new"]["psnr_y"]
+        )
+    assert "| method | tPSNR Y" in report.to_markdown()
     # V→F shares the joint model's spatial path, so its kept frames score the same.
     assert data["mean"]["v-f"]["kept"]["psnr_y"] == pytest.approx(data["mean"]["stvup"]["kept"]["psnr_y"], abs=0.05)
     with pytest.raises(Exception, match="need weights"):
@@ -160,7 +173,7 @@ def test_time_factor_protocol_inputs_every_nth_frame_and_scores_each_time():
     # Kept: multiples of 4; new: the rest, also per time.
     outs = [f if i % 4 == 0 else (f if i % 4 == 1 else np.zeros_like(f)) for i, f in enumerate(frames)]
     scores = score_frames(outs, frames, crop=4, time=4)
-    assert set(scores) == {"kept", "new", "all", "t=1/4", "t=2/4", "t=3/4"}
+    assert set(scores) == {"kept", "new", "all", "t=1/4", "t=2/4", "t=3/4", "temporal"}
     assert scores["kept"]["psnr_y"] == scores["t=1/4"]["psnr_y"] == float("inf")
     assert scores["t=2/4"]["psnr_y"] < 10 and scores["new"]["psnr_y"] == float("inf")  # means over the per-frame inf
 
@@ -195,7 +208,7 @@ def test_cli_eval_time_option(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(js.read_text())
     assert data["protocol"]["time"] == 4 and set(data["mean"]["bicubic"]) == {"kept", "new", "all", "t=1/4", "t=2/4",
-                                                                             "t=3/4"}  # fmt: skip
+                                                                             "t=3/4", "temporal"}  # fmt: skip
     res = CliRunner().invoke(cli, ["eval", str(clip), "--methods", "bicubic", "--time", "1"])
     assert res.exit_code == 2 and "--time" in res.output
 
@@ -280,3 +293,17 @@ def test_write_real_input_makes_the_real_protocols_low_resolution_video(tmp_path
     lr, hr = read_clip(tmp_path / "lr.mp4"), read_clip(src)
     expect = Protocol("real", crf=None).degrade([f[:96, :168] for f in hr], 4)
     assert len(lr) == 6 and psnr(lr[3], expect[3], y=True) > 35
+
+
+def test_temporal_psnr_rates_flicker_that_per_frame_scores_miss():
+    truth = _smooth_frames(9)
+    # The same error in every frame (a constant offset) changes nothing from frame to frame: no flicker.
+    steady = [np.clip(f.astype(int) + 6, 0, 255).astype(np.uint8) for f in truth]
+    # Every other frame off by the same amount: per-frame PSNR alike, but the video pulses.
+    pulsing = [np.clip(f.astype(int) + (6 if i % 2 else 0), 0, 255).astype(np.uint8) for i, f in enumerate(truth)]
+    assert temporal_psnr(truth, truth, 4) == float("inf")
+    assert temporal_psnr(steady, truth, 4) > 50
+    assert temporal_psnr(pulsing, truth, 4) < 35
+    scores = score_frames(pulsing, truth, crop=4)
+    assert scores["temporal"]["pulse_y"] == pytest.approx(scores["kept"]["psnr_y"] - scores["new"]["psnr_y"])
+    assert scores["temporal"]["pulse_y"] > 20  # kept frames exact, new ones off

@@ -107,6 +107,7 @@ def _start_pool(ray: Any, options: UpscaleOptions, address: str | None, workers:
         default_weights_path,
         load_checkpoint,
         resolve_weights,
+        weights_flow,
         weights_grid,
     )
 
@@ -115,8 +116,13 @@ def _start_pool(ray: Any, options: UpscaleOptions, address: str | None, workers:
     path = resolve_weights(options.weights) if options.weights is not None else default_weights_path()
     if path is None:
         raise UsageError("no weights: pass --weights PATH")
+    if options.space == 2:
+        from stvup.upscaling.loader import x2_sibling
+
+        path = x2_sibling(path) or path
     state = load_checkpoint(path)
     name = options.model or checkpoint_model_name(path, state)
+    flow = weights_flow(path)
     if not ray.is_initialized():
         ray.init(address=None if address in (None, "", "auto") and not os.environ.get("RAY_ADDRESS") else address,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)  # fmt: skip
@@ -128,7 +134,8 @@ def _start_pool(ray: Any, options: UpscaleOptions, address: str | None, workers:
     Actor = actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.
-    pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, name, settings, None if gpus else 1)
+    model = (name, flow)
+    pool = [Actor.options(name=f"stvup-{os.getpid()}-{k}").remote(state_ref, model, settings, None if gpus else 1)
             for k in range(count)]  # fmt: skip
     try:
         described = ray.get(pool[0].describe.remote())

@@ -21,16 +21,18 @@ MAX_RESTARTS = 2  # times Ray brings a lost worker back before it is lost for go
 class Worker:
     """One model on one GPU or CPU core; runs parts. Defined as a Ray actor class by :func:`actor_class`."""
 
-    def __init__(self, state: dict, name: str, options: dict[str, Any], threads: int | None) -> None:
+    def __init__(self, state: dict, model: tuple[str, str], options: dict[str, Any], threads: int | None) -> None:
+        """``model``: the variant's name and its flow (:func:`stvup.model.weights.weights_flow`)."""
         import torch
 
         from stvup.model import build_model
-        from stvup.model.weights import load_weights
+        from stvup.model.weights import flow_override, load_weights
         from stvup.upscaling.pipeline import Upscaler
 
         if threads is not None:
             torch.set_num_threads(threads)
-        net = build_model(name)
+        name, flow = model
+        net = build_model(name, **flow_override(flow))
         load_weights(net, state)
         self.upscaler = Upscaler(net, **options)
 

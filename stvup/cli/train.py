@@ -117,6 +117,14 @@ def _stride(ctx, param, value):
     help="Stage 2 leaves PWC-Net as --init or stage 0 left it and trains the encoder, EFST and decoder only.",
 )
 @click.option(
+    "--flow",
+    default="pwc",
+    show_default=True,
+    metavar="pwc|dis-PRESET-xK",
+    help="The network's optical flow: its own PWC-Net, or a classical one with no weights (e.g. dis-medium-x2; "
+    "stvup.model.flow), which the rest then learns to use. The weights file records it.",
+)
+@click.option(
     "--ema",
     "ema_decay",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -237,6 +245,7 @@ def train(
     flow_smooth,
     flow_reset,
     freeze_flow,
+    flow,
     ema_decay,
     pretrain_steps,
     steps,
@@ -282,7 +291,7 @@ def train(
         data=list(data), out_dir=out_dir, model=model_name, method=method, spatial=spatial, temporal=temporal,
         lambda_c=lambda_c, labeled_fraction=labeled_fraction, unlabeled=list(unlabeled),
         unlabeled_batch=unlabeled_batch, init=init, flow_steps=flow_steps, flow_lr=flow_lr, flow_patch=flow_patch,
-        flow_smooth=flow_smooth, flow_reset=flow_reset, freeze_flow=freeze_flow, ema_decay=ema_decay,
+        flow_smooth=flow_smooth, flow_reset=flow_reset, freeze_flow=freeze_flow, flow=flow, ema_decay=ema_decay,
         pretrain_steps=pretrain_steps, steps=steps,
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,

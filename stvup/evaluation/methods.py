@@ -8,6 +8,7 @@ model's own parts (V→F and F→V, which share its PWC-Net), plus either stream
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 from collections.abc import Sequence
 from fractions import Fraction
@@ -126,8 +127,8 @@ def two_stream(upscaler: Upscaler, lr: Sequence[np.ndarray], stream: str, time: 
 
 
 def interpolate(model: STVUN, a: np.ndarray, b: np.ndarray, t: float = 0.5, *, lr_flows: bool) -> np.ndarray:
-    """Frame interpolation from the model's parts: PWC-Net flows, Eq. 4, then Eq. 6 on the two frames' pixels
-    (combined as the model's ``time_blend`` says).
+    """Frame interpolation from the model's parts: its flows (PWC-Net's or the classical one's), Eq. 4, then Eq. 6
+    on the two frames' pixels (combined as the model's ``time_blend`` says).
 
     ``lr_flows``: the frames are LR inputs, so use the model's own flow path (as in training); otherwise they are
     HR frames and PWC-Net runs on them directly, its output upsampled to their size.
@@ -148,6 +149,9 @@ def interpolate_times(
     x3p, x4p = (F.pad(x, (0, pw, 0, ph), mode="replicate") for x in (x3, x4))
     if lr_flows:
         f34, f43 = model.estimate_flows(x3p, x4p)
+    elif model.classical_flow is not None:
+        # The same estimator on the HR frames themselves: they need no upsampling to show it sub-pixel motion.
+        f34, f43 = dataclasses.replace(model.classical_flow, upsample=1)(x3p, x4p)
     else:
         flows = model.pwcnet(torch.cat((x3p, x4p)), torch.cat((x4p, x3p)))
         flows = F.interpolate(flows, size=x3p.shape[-2:], mode="bilinear", align_corners=False)

@@ -73,6 +73,10 @@ MODEL_METHODS = frozenset({"stvup", "v-f", "f-v", "ts", "st", "avg"})
 STVUN_ONLY = frozenset({"v-f", "f-v"})
 TWO_STREAM_ONLY = frozenset({"ts", "st", "avg"})
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+#: The part of a clip's scores that rates the output as a sequence: ``tpsnr_y`` (:func:`temporal_psnr`) and
+#: ``pulse_y``, kept minus new frames' Y PSNR (a video whose every other frame is softer pulses).
+TEMPORAL = "temporal"
+TEMPORAL_METRICS = ("tpsnr_y", "pulse_y")
 PAPER_METHODS = DEFAULT_METHODS
 REAL_METHODS = ("stvup", "bicubic", "ffmpeg")
 REAL_CRFS = (0, 23, 32)
@@ -179,6 +183,8 @@ class EvalReport:
     def to_dict(self) -> dict:
         means = {m: {p: {k: self.mean(m, p, k) for k in METRICS} for p in self.parts()}
                  for m in self.methods if m in self.scores}  # fmt: skip
+        for m, parts in means.items():
+            parts[TEMPORAL] = {k: self.mean(m, TEMPORAL, k) for k in TEMPORAL_METRICS}
         return {"protocol": self.protocol, "methods": self.methods, "clips": self.clips, "mean": means,
                 "per_clip": self.scores, "best_shift": self.shifts, "errors": self.errors}  # fmt: skip
 
@@ -210,6 +216,11 @@ class EvalReport:
                 if m in self.scores:
                     cells = [f"{self.mean(m, p, 'psnr_y'):.2f} / {self.mean(m, p, 'ssim_y'):.4f}" for p in phases]
                     lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        lines += ["", "| method | tPSNR Y (higher: less flicker) | pulse: kept − new Y |", "|---|---|---|"]
+        for m in self.methods:
+            if m in self.scores:
+                tp, pulse = (self.mean(m, TEMPORAL, k) for k in TEMPORAL_METRICS)
+                lines.append(f"| {LABELS.get(m, m)} | {tp:.2f} | {pulse:+.2f} |")
         if self.shifts:
             lines += ["", "| method | best global shift (dy, dx), output pixels, per clip |", "|---|---|"]
             for m in self.methods:
@@ -306,7 +317,28 @@ def score_frames(
         })  # fmt: skip
     parts = {"kept": per_frame[0::time], "new": [f for i, f in enumerate(per_frame) if i % time], "all": per_frame}
     parts.update({name: per_frame[j::time] for j, name in enumerate(time_parts(time), start=1)})
-    return {p: {k: float(np.mean([f[k] for f in fs])) for k in METRICS} for p, fs in parts.items() if fs}
+    scores = {p: {k: float(np.mean([f[k] for f in fs])) for k in METRICS} for p, fs in parts.items() if fs}
+    if "new" in scores:
+        scores[TEMPORAL] = {
+            "tpsnr_y": temporal_psnr(outputs[: len(truth)], truth, crop),
+            "pulse_y": scores["kept"]["psnr_y"] - scores["new"]["psnr_y"],
+        }
+    return scores
+
+
+def temporal_psnr(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int) -> float:
+    """tPSNR: the PSNR (dB, Y) of the changes from each frame to the next against the ground truth's changes, over
+    the whole clip. Higher means the output changes over time as the truth does: flicker, a frame that jumps, or every
+    other frame softer than its neighbours all lower it, however good each frame is on its own."""
+
+    def y(image: np.ndarray) -> np.ndarray:
+        luma = to_y(image).numpy()
+        return luma[crop:-crop, crop:-crop] if crop else luma
+
+    out, gt = [y(o) for o in outputs], [y(g) for g in truth]
+    errors = [float(np.mean(((b - a) - (d - c)) ** 2)) for a, b, c, d in zip(out[:-1], out[1:], gt[:-1], gt[1:])]
+    mse = float(np.mean(errors)) if errors else float("nan")
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def best_shift(
@@ -407,7 +439,7 @@ def evaluate(
                     outputs = run_method(method, lr, scale, upscaler, time)
                     report.scores.setdefault(method, {})[name] = score_frames(outputs, truth, crop, time)
             ts, st = report.scores["ts"][name], report.scores["st"][name]
-            report.scores["avg"][name] = {p: {k: (ts[p][k] + st[p][k]) / 2 for k in METRICS} for p in ts}
+            report.scores["avg"][name] = {p: {k: (ts[p][k] + st[p][k]) / 2 for k in ts[p]} for p in ts}
     report.scores = {m: s for m, s in report.scores.items() if s and (m in methods)}
     report.shifts = {m: s for m, s in report.shifts.items() if m in report.scores}
     return report
@@ -450,7 +482,7 @@ def _clip_name(path: Path) -> str:
 
 def report_texts(report: EvalReport | Sequence[EvalReport]) -> tuple[str, str]:
     """The Markdown and JSON texts of one report or of several (one per protocol)."""
-    if isinstance(report, EvalReport):
+    if not isinstance(report, Sequence):  # one report: an EvalReport, or another with the same two methods
         return report.to_markdown(), json.dumps(report.to_dict(), indent=2)
     parts = [gains_markdown(report)] + [f"### {r.protocol.get('degradation')}\n\n{r.to_markdown()}" for r in report]
     return "\n".join(parts), json.dumps([r.to_dict() for r in report], indent=2)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .flow import check_flow_name
+
 #: How Eqs. 5 and 6 combine the two warped frames (see :class:`STVUNConfig`).
 TIME_BLENDS = ("mean", "linear")
 
@@ -18,12 +20,20 @@ TIME_BLENDS = ("mean", "linear")
 class STVUNConfig:
     """Hyper-parameters of one STVUN variant.
 
-    ``scale``: spatial factor (2 or 4). ``channels``/``blocks``: encoder width and number of dense blocks (also the
-    number of decoder stages). ``flow_upsample``: PWC-Net runs on the LR frames bilinearly upsampled by this factor
-    (1, 2 or 4; the paper uses 4, which makes PWC-Net's 1/4-size output exactly LR size). ``pwc_*``: PWC-Net widths.
+    ``scale``: spatial factor (2 or 4). ``unshuffle``: the input is first folded into ``unshuffle``² times the
+    channels at 1/``unshuffle`` of its size (pixel unshuffle, lossless), and the encoder, EFST and decoder run there,
+    their residual head giving ``scale·unshuffle`` times that size: a ×2 network with ``unshuffle=2`` does the work
+    of a ×4 network per output pixel, a quarter of what ``stvun-x2``'s form (the body at the input's size) costs, and
+    shares every tensor but the stem with the ×4 network (Real-ESRGAN's x2plus is built the same way).
+    ``channels``/``blocks``: encoder width and number of dense blocks (also the number of decoder stages).
+    ``flow_upsample``: PWC-Net runs on the LR frames bilinearly upsampled by this factor (1, 2 or 4; the paper uses
+    4, which makes PWC-Net's 1/4-size output exactly LR size). ``pwc_*``: PWC-Net widths.
     ``flow_scale``: PWC-Net's output times this is the flow in pixels of its input. The authors' STVUN uses 4 (their
     output is LR pixels at ×4 input), which their weights need; PWC-Net's own pyramid warps with 20, and variants
-    trained here use 20 so that the final flow and the pyramid's coarse-to-fine warps agree. ``time_blend``: how
+    trained here use 20 so that the final flow and the pyramid's coarse-to-fine warps agree. ``flow``: which optical
+    flow the network warps with (:mod:`stvup.model.flow`): ``"pwc"``, its own PWC-Net (the ``pwc_*`` fields), or a
+    classical estimator such as ``"dis-medium-x2"``, which has no weights (the network then has no PWC-Net and its
+    state dict no ``pwcnet.*`` keys); weights files name theirs in ``stvup_flow``. ``time_blend``: how
     Eqs. 5 and 6 combine the two warped frames at ``T_in = t``: ``"mean"`` averages them, as the paper does (its
     network was trained at every ``t`` that way); ``"linear"`` weights them ``1 − t`` and ``t``, so that a frame at
     ``t = 1/4`` leans on frame 3 where the flow is wrong. Both are the same at ``t = 1/2``, the only time the small
@@ -32,6 +42,7 @@ class STVUNConfig:
 
     name: str
     scale: int = 4
+    unshuffle: int = 1
     channels: int = 64
     blocks: int = 4
     frames: int = 7
@@ -41,18 +52,22 @@ class STVUNConfig:
     pwc_context: tuple[int, ...] = (128, 128, 128, 96, 64, 32)
     pwc_max_displacement: int = 4
     flow_scale: float = 4.0
+    flow: str = "pwc"
     time_blend: str = "mean"
     description: str = ""
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, got {self.scale}")
+        if self.unshuffle not in (1, 2) or (self.unshuffle == 2 and self.scale != 2):
+            raise ValueError(f"unshuffle must be 1, or 2 for a ×2 network, got {self.unshuffle} at ×{self.scale}")
         if self.flow_upsample not in (1, 2, 4):
             raise ValueError(f"flow_upsample must be 1, 2 or 4, got {self.flow_upsample}")
         if self.frames != 7:
             raise ValueError("STVUN takes exactly 7 input frames")
         if self.blocks < 1 or self.channels < 1:
             raise ValueError("channels and blocks must be positive")
+        check_flow_name(self.flow)
         if self.time_blend not in TIME_BLENDS:
             raise ValueError(f"time_blend must be one of {', '.join(TIME_BLENDS)}, got {self.time_blend!r}")
 
@@ -75,6 +90,14 @@ MODEL_CONFIGS: dict[str, STVUNConfig] = {
         STVUNConfig("stvun", description="The paper's STVUN, ×4 space; loads the authors' STVUN.pth."),
         STVUNConfig("stvun-x2", scale=2, description="STVUN with a ×2 residual head (paper's FISR comparison)."),
         _SMALL,
+        dataclasses.replace(
+            _SMALL,
+            name="stvun-small-x2",
+            scale=2,
+            unshuffle=2,
+            description="stvun-small for ×2 space at the cost of ×4 per output pixel: the input unshuffled by 2, the "
+            "×4 body and head (every tensor but the stem shared with stvun-small).",
+        ),
         dataclasses.replace(
             _SMALL,
             name="stvun-small-f2",

@@ -19,6 +19,7 @@ from .configs import STVUNConfig
 from .decoder import Decoder
 from .efst import EFST
 from .encoder import Encoder
+from .flow import classical_flow
 from .pwcnet import PWCNet, backward_warp, layout_of
 
 CENTER = 3  # index of the centre frame among the seven inputs; frames CENTER and CENTER + 1 bound T_in
@@ -74,14 +75,22 @@ class STVUN(nn.Module):
         super().__init__()
         self.config = config
         self.scale = config.scale
-        self.encoder = Encoder(config.channels, config.blocks)
+        self.unshuffle = config.unshuffle
+        self.encoder = Encoder(config.channels, config.blocks, 3 * config.unshuffle**2)
         self.efst = EFST(config.frames, config.channels)
-        self.decoder = Decoder(config.channels, config.blocks, config.scale)
-        self.pwcnet = PWCNet(config.pwc_pyramid, config.pwc_estimator, config.pwc_context, config.pwc_max_displacement)
+        self.decoder = Decoder(config.channels, config.blocks, config.scale * config.unshuffle)
+        #: LR height and width must be multiples of this (EFST pools twice; PWC-Net on ×4 frames needs 64 / 4), at
+        #: the size the body runs at.
+        self.size_multiple = 16 * config.unshuffle
+        # The flow the network warps with (stvup.model.flow): its own PWC-Net, or a classical estimator with no weights.
+        self.pwcnet: PWCNet | None = None
+        self.classical_flow = None
+        if config.flow == "pwc":
+            self.pwcnet = PWCNet(config.pwc_pyramid, config.pwc_estimator, config.pwc_context,
+                                 config.pwc_max_displacement)  # fmt: skip
+        else:
+            self.classical_flow = classical_flow(config.flow)
         self.reset_parameters()
-
-    #: LR height and width must be multiples of this (EFST pools twice; PWC-Net on ×4 frames needs 64 / 4).
-    size_multiple = 16
 
     def reset_parameters(self) -> None:
         """He-normal (fan-in) weights and zero biases, as in the authors' code."""
@@ -94,15 +103,29 @@ class STVUN(nn.Module):
         return F.interpolate(x, scale_factor=factor or self.scale, mode="bilinear", align_corners=False)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Features ``e_t^i`` of LR frames ``(b, 3, h, w)``: a list of ``blocks`` tensors, deepest first."""
+        """Features ``e_t^i`` of LR frames ``(b, 3, h, w)``: a list of ``blocks`` tensors, deepest first (at
+        ``(h/u, w/u)`` for a network that unshuffles its input by u)."""
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
         return self.encoder(x)
+
+    def _body_flow(self, flow: torch.Tensor) -> torch.Tensor:
+        """An LR-pixel flow on the grid the features live on: the mean over each u×u block, in the body's pixels."""
+        u = self.unshuffle
+        return flow if u == 1 else F.avg_pool2d(flow.float(), u) / u
+
+    def _shuffle(self, residual: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(residual, self.scale * self.unshuffle)
 
     def fuse(self, feats: Sequence[list[torch.Tensor]]) -> list[torch.Tensor]:
         """EFST over the seven frames' features: fused ``Ẽ^i`` per level."""
         return self.efst(list(feats))
 
     def estimate_flows(self, x3: torch.Tensor, x4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """LR-pixel flows ``(f_3→4, f_4→3)``, each ``(b, 2, h, w)``, from PWC-Net in both directions."""
+        """LR-pixel flows ``(f_3→4, f_4→3)``, each ``(b, 2, h, w)``, in both directions: from PWC-Net, or from the
+        classical estimator the config names (float32, no gradient)."""
+        if self.classical_flow is not None:
+            return self.classical_flow(x3, x4)
         return self.estimate_flow_pyramid(x3, x4)[0]
 
     def estimate_flow_pyramid(
@@ -111,8 +134,10 @@ class STVUN(nn.Module):
         """:meth:`estimate_flows`, plus PWC-Net's coarser flows (levels 6 to 3) for multi-scale training.
 
         Each coarse pair is in the pixels of its own level's grid (1/2^l of PWC-Net's input), so that it warps
-        frames resized to that grid, as PWC-Net's pyramid warps its features.
+        frames resized to that grid, as PWC-Net's pyramid warps its features. Only for a network with a PWC-Net.
         """
+        if self.pwcnet is None:
+            raise ValueError(f"this network's flow is {self.config.flow}, which has no pyramid to train")
         fu = self.config.flow_upsample
         a, b = (self.upsample(x3, fu), self.upsample(x4, fu)) if fu > 1 else (x3, x4)
         n = x3.shape[0]
@@ -131,7 +156,7 @@ class STVUN(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Eq. 8: ``Ŷ_3 = u(X_3) + R_3``; also returns the decoded features ``D^i`` for the space-time path."""
         decoded, residual = self.decoder(feats3, fused)
-        return self.upsample(x3) + F.pixel_shuffle(residual, self.scale), decoded
+        return self.upsample(x3) + self._shuffle(residual), decoded
 
     def warp_between(
         self, a: torch.Tensor, b: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor], t: float
@@ -174,11 +199,12 @@ class STVUN(nn.Module):
         # Filled on the device, not copied from a list: a host-to-device copy cannot be captured in a CUDA graph.
         b = x3.shape[0]
         w = torch.cat([x3.new_full((b, 1, 1, 1), v) for v in ts]) if mode == "linear" else 0.5
-        mid = [blend_pair(backward_warp(rep(a), ft3), backward_warp(rep(b), ft4), w, mode)
+        gt3, gt4 = self._body_flow(ft3), self._body_flow(ft4)
+        mid = [blend_pair(backward_warp(rep(a), gt3), backward_warp(rep(b), gt4), w, mode)
                for a, b in zip(feats3, feats4)]  # fmt: skip
         lr_mid = blend_pair(backward_warp(rep(x3), ft3), backward_warp(rep(x4), ft4), w, mode)
         _, residual = self.decoder(mid, [rep(d) for d in decoded])
-        return self.upsample(lr_mid) + F.pixel_shuffle(residual, self.scale), lr_mid
+        return self.upsample(lr_mid) + self._shuffle(residual), lr_mid
 
     # -- whole network ---------------------------------------------------------------------------------------------
 

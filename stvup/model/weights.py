@@ -24,8 +24,11 @@ from torch import nn
 
 from stvup.errors import CheckpointError, UsageError
 
+from .flow import FLOW_KEY, check_flow_name
+
 __all__ = [
     "DEGRADATION_KEY",
+    "FLOW_KEY",
     "GRIDS",
     "GRID_KEY",
     "convert_checkpoint",
@@ -34,6 +37,7 @@ __all__ = [
     "read_safetensors",
     "resolve_weights",
     "training_metadata",
+    "weights_flow",
     "weights_grid",
     "save_safetensors",
     "sha256_file",
@@ -208,7 +212,11 @@ def convert_checkpoint(
     sources = [src] if isinstance(src, (str, os.PathLike)) else list(src)
     if not sources:
         raise ValueError("convert_checkpoint needs at least one checkpoint")
-    model = build_model(model_name)
+    carried = [training_metadata(s) for s in sources]
+    flows = {c.get(FLOW_KEY, "pwc") for c in carried}
+    if len(flows) > 1:
+        raise CheckpointError("the checkpoints were trained with different flows; they cannot be averaged")
+    model = build_model(model_name, **flow_override(flows.pop()))
 
     def checked(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = load_checkpoint(path)
@@ -218,7 +226,6 @@ def convert_checkpoint(
     state = checked(sources[0]) if len(sources) == 1 else average_state_dicts(sources, checked)
     out = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in state.items()}
     meta = {"format": "pt", "stvup_model": model_name, "source": ", ".join(Path(s).name for s in sources)}
-    carried = [training_metadata(s) for s in sources]
     if any(c.get(GRID_KEY, "duf") != carried[0].get(GRID_KEY, "duf") for c in carried):
         raise CheckpointError("the checkpoints were trained for different pixel grids; they cannot be averaged")
     meta.update(carried[0])
@@ -271,14 +278,34 @@ def weights_grid(path: str | os.PathLike | None) -> str:
     return grid
 
 
+def weights_flow(path: str | os.PathLike | None) -> str:
+    """The flow a weights file's network warps with (:mod:`stvup.model.flow`): its ``stvup_flow`` metadata, else
+    ``"pwc"`` (the network's own PWC-Net, as in the authors' checkpoint and every file before the key existed)."""
+    if path is None or Path(path).suffix != ".safetensors":
+        return "pwc"
+    flow = read_safetensors_metadata(path).get(FLOW_KEY, "pwc")
+    try:
+        return check_flow_name(flow)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc} (in its metadata)") from None
+
+
+def flow_override(flow: str) -> dict[str, str]:
+    """Keyword arguments for :func:`stvup.model.build_model` that give an STVUN ``flow`` (none for ``pwc``, so that
+    two-stream names, which have no flow setting, build as before)."""
+    return {} if flow == "pwc" else {"flow": flow}
+
+
 def training_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The grid and degradation keys of a weights file or training checkpoint, to carry into a converted file."""
+    """The grid, degradation and flow keys of a weights file or training checkpoint, to carry into a converted
+    file."""
     p = Path(path)
     config: object = None
+    keys = (GRID_KEY, DEGRADATION_KEY, FLOW_KEY)
     if p.suffix == ".safetensors":
         meta = read_safetensors_metadata(p)
-        if GRID_KEY in meta or DEGRADATION_KEY in meta or "train_config" not in meta:
-            return {k: meta[k] for k in (GRID_KEY, DEGRADATION_KEY) if k in meta}
+        if any(k in meta for k in keys) or "train_config" not in meta:
+            return {k: meta[k] for k in keys if k in meta}
         with contextlib.suppress(ValueError):  # a run's weights written before the keys existed: read its settings
             config = json.loads(meta["train_config"])
     elif p.suffix == ".pt":
@@ -287,12 +314,15 @@ def training_metadata(path: str | os.PathLike) -> dict[str, str]:
         except Exception:  # noqa: BLE001 - not a training checkpoint: nothing to carry
             return {}
         config = ckpt.get("config") if isinstance(ckpt, dict) else None
+    carried: dict[str, str] = {}
     if isinstance(config, dict) and config.get("kernel"):
         from stvup.data.degrade import GRIDS as KERNEL_GRIDS
 
         grid = KERNEL_GRIDS.get(config["kernel"])
-        return {DEGRADATION_KEY: config["kernel"], **({GRID_KEY: grid} if grid else {})}
-    return {}
+        carried = {DEGRADATION_KEY: config["kernel"], **({GRID_KEY: grid} if grid else {})}
+    if isinstance(config, dict) and config.get("flow", "pwc") != "pwc":
+        carried[FLOW_KEY] = config["flow"]
+    return carried
 
 
 def checkpoint_model_name(path: str | os.PathLike, state: Mapping[str, torch.Tensor]) -> str:
@@ -306,9 +336,12 @@ def checkpoint_model_name(path: str | os.PathLike, state: Mapping[str, torch.Ten
         if name in known:
             return name
     shapes = {k: tuple(v.shape) for k, v in state.items()}
+    extra = flow_override(weights_flow(path))
     with torch.device("meta"):
         for name in known:
-            if {k: tuple(v.shape) for k, v in build_model(name).state_dict().items()} == shapes:
+            if name.startswith("two-stream") and extra:
+                continue
+            if {k: tuple(v.shape) for k, v in build_model(name, **extra).state_dict().items()} == shapes:
                 return name
     raise CheckpointError(f"{path}: matches none of the known models; pass --model (see `stvup info`)")
 

@@ -44,9 +44,17 @@ from stvup.data.sampler import Batch
 from stvup.data.sources import Clip, load_clips
 from stvup.errors import UsageError
 from stvup.model import build_model
-from stvup.model.stvun import init_conv
+from stvup.model.stvun import STVUN, init_conv
 from stvup.model.twostream import TwoStream
-from stvup.model.weights import DEGRADATION_KEY, GRID_KEY, load_weights, save_safetensors
+from stvup.model.weights import (
+    DEGRADATION_KEY,
+    FLOW_KEY,
+    GRID_KEY,
+    flow_override,
+    load_checkpoint,
+    load_weights,
+    save_safetensors,
+)
 from stvup.training.ema import WeightEMA
 from stvup.training.flowtrain import flow_step
 from stvup.training.losses import LossWeights
@@ -228,13 +236,17 @@ def _prepare_model(config: TrainConfig, ckpt: dict | None, device: torch.device)
     and its moving average, if the run keeps one."""
     two = config.method == "two-stream"
     try:
-        model = TwoStream(config.spatial, config.temporal) if two else build_model(config.model)
+        model = (
+            TwoStream(config.spatial, config.temporal)
+            if two
+            else build_model(config.model, **flow_override(config.flow))
+        )
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     if ckpt is not None:
         load_weights(model, ckpt["model"])
     elif config.init:
-        load_weights(model, config.init)
+        load_weights(model, _init_state(model, config.init))
         if config.flow_reset and not two:
             model.pwcnet.apply(init_conv)
             zero_heads(model, flow_only=True)
@@ -245,6 +257,31 @@ def _prepare_model(config: TrainConfig, ckpt: dict | None, device: torch.device)
     if ema is not None and ckpt is not None:
         ema.restore(ckpt)
     return model, ema
+
+
+def _init_state(model: nn.Module, init: str) -> dict[str, torch.Tensor]:
+    """The state dict of ``init`` for ``model``: all of it, or, for a network with a classical flow started from
+    weights that have a PWC-Net, all but the PWC-Net (which that network has not). Any other mismatch is left for
+    the strict load to report."""
+    state = load_checkpoint(init)
+    if isinstance(model, STVUN) and model.pwcnet is None:
+        state = {k: v for k, v in state.items() if not k.startswith("pwcnet.")}
+    if isinstance(model, STVUN) and model.unshuffle > 1:
+        state = widen_stem(state, model.unshuffle)
+    return state
+
+
+def widen_stem(state: dict[str, torch.Tensor], unshuffle: int) -> dict[str, torch.Tensor]:
+    """A ×4 network's weights as the start of a ×2 one that unshuffles its input by ``unshuffle``
+    (:class:`~stvup.model.configs.STVUNConfig`): every tensor as it is but the encoder's stem, whose weights for each
+    colour are shared out over that colour's u² unshuffled channels (divided by u²). The ×2 network then begins by
+    seeing each u×u block's mean, the input the ×4 network was trained on; a stem that already fits is kept."""
+    key = "encoder.conv.0.weight"
+    stem = state.get(key)
+    if stem is None or stem.shape[1] != 3:
+        return state
+    widened = stem.repeat_interleave(unshuffle**2, dim=1) / unshuffle**2  # pixel_unshuffle keeps a colour's together
+    return {**state, key: widened}
 
 
 def _prepare_feeds(
@@ -314,6 +351,8 @@ def _save_weights(config: TrainConfig, model: nn.Module, ema: WeightEMA | None, 
             DEGRADATION_KEY: config.kernel}  # fmt: skip
     if GRIDS.get(config.kernel):  # a mixed run learns both grids and claims neither
         meta[GRID_KEY] = GRIDS[config.kernel]
+    if config.flow != "pwc":
+        meta[FLOW_KEY] = config.flow
     if ema is not None:
         meta.update(ema_decay=str(config.ema_decay), ema_updates=str(ema.updates))
     save_safetensors((model if ema is None else ema).state_dict(), path, meta)
@@ -323,7 +362,7 @@ def _save_weights(config: TrainConfig, model: nn.Module, ema: WeightEMA | None, 
 def _optimiser(config: TrainConfig, model: nn.Module, stage: int, step: int) -> torch.optim.Adam:
     """A fresh Adam over what ``stage`` trains, at the schedule's rate for ``step``."""
     frozen = config.freeze_flow and stage == 2  # TrainConfig refuses freeze_flow for two-stream runs
-    if config.method != "two-stream":
+    if config.method != "two-stream" and model.pwcnet is not None:
         # A frozen PWC-Net needs no gradient at all, so its backward pass is skipped, not just its update.
         model.pwcnet.requires_grad_(not frozen)
     return torch.optim.Adam(stage_parameters(model, stage, frozen), lr=config.learning_rate(step))

@@ -19,6 +19,7 @@ import torch
 
 from stvup.data.degrade import Degradation
 from stvup.errors import CheckpointError, UsageError
+from stvup.model.flow import check_flow_name
 from stvup.model.twostream import two_stream_name
 from stvup.model.weights import atomic_target
 
@@ -44,7 +45,10 @@ class TrainConfig:
     (:mod:`stvup.training.flowtrain`), at ``flow_lr`` on ``flow_patch``-pixel LR patches, with smoothness weight
     ``flow_smooth``. The paper starts from a pre-trained PWC-Net instead; 0 skips the stage. ``flow_reset``: start
     PWC-Net afresh (random weights, zero flow output) even when ``init`` gave it weights. ``freeze_flow``: stage 2
-    leaves PWC-Net as ``init`` or stage 0 left it and trains the rest (STVUN only). ``ema_decay``: keep an
+    leaves PWC-Net as ``init`` or stage 0 left it and trains the rest (STVUN only). ``flow``: the network's flow
+    (:mod:`stvup.model.flow`): ``pwc``, its own PWC-Net, or a classical estimator (e.g. ``dis-medium-x2``) that has no
+    weights, so the rest learns to use a flow that already knows motion; an ``init`` with a PWC-Net then gives
+    everything but it. ``ema_decay``: keep an
     exponential moving average of the weights with this decay per step (:mod:`stvup.training.ema`) and write it as the
     run's weights; None keeps the last step's.
 
@@ -73,6 +77,7 @@ class TrainConfig:
     flow_smooth: float = 0.5
     flow_reset: bool = False
     freeze_flow: bool = False
+    flow: str = "pwc"
     ema_decay: float | None = None
     pretrain_steps: int = 300_000
     steps: int = 400_000
@@ -116,6 +121,15 @@ class TrainConfig:
             raise UsageError("flow pre-training (--flow-steps) is for STVUN's PWC-Net; the two-stream network has none")
         if self.method == "two-stream" and self.freeze_flow:
             raise UsageError("--freeze-flow is for STVUN's PWC-Net; the two-stream network has none")
+        try:
+            check_flow_name(self.flow)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if self.flow != "pwc" and self.method == "two-stream":
+            raise UsageError("--flow is STVUN's; the two-stream network estimates its own")
+        if self.flow != "pwc" and (self.flow_steps or self.flow_reset):
+            raise UsageError(f"the flow {self.flow} has no weights: flow pre-training (--flow-steps, --flow-reset) "
+                             "is for PWC-Net")  # fmt: skip
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise UsageError(f"the EMA decay (--ema) must lie between 0 and 1, got {self.ema_decay}")
         if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):

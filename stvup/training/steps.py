@@ -31,9 +31,12 @@ __all__ = ["stage_parameters", "training_step", "two_stream_step", "zero_heads"]
 
 
 def zero_heads(model: STVUN, flow_only: bool = False) -> None:
-    """Zero the residual head and every flow output: output = bilinear upsampling, flow = 0 (frame blending)."""
-    heads: list[nn.Module] = [model.pwcnet.dc_conv7] if flow_only else [model.decoder.rconv1, model.pwcnet.dc_conv7]
-    heads += [m for name, m in model.pwcnet.named_children() if name.startswith("predict_flow")]
+    """Zero the residual head and every flow output: output = bilinear upsampling, flow = 0 (frame blending). A
+    classical flow (no PWC-Net) has no outputs to zero."""
+    heads: list[nn.Module] = [] if flow_only else [model.decoder.rconv1]
+    if model.pwcnet is not None:
+        heads.append(model.pwcnet.dc_conv7)
+        heads += [m for name, m in model.pwcnet.named_children() if name.startswith("predict_flow")]
     for m in heads:
         nn.init.zeros_(m.weight)
         nn.init.zeros_(m.bias)

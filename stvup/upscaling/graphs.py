@@ -106,6 +106,8 @@ class GraphedStep:
 def graphed_twin(model: nn.Module, backend: CudaGraphs | RerunGraphs) -> nn.Module:
     """A shallow copy of an STVUN whose window steps (:data:`STEPS`) replay captured graphs; same weights."""
     twin = copy.copy(model)
-    for name in STEPS:
+    # A classical flow runs on the CPU between the steps (stvup.model.flow): a graph cannot capture it.
+    steps = [s for s in STEPS if s != "estimate_flows" or getattr(model, "pwcnet", None) is not None]
+    for name in steps:
         object.__setattr__(twin, name, GraphedStep(getattr(model, name), backend))
     return twin

@@ -18,7 +18,7 @@ from stvup.model import build_model
 from stvup.model.weights import save_safetensors
 from stvup.upscaling.ensemble import ensemble_transforms
 from stvup.upscaling.pipeline import Upscaler
-from stvup.upscaling.tiling import estimate_bytes
+from stvup.upscaling.tiling import estimate_bytes, frames_bytes
 
 from .helpers import seeded_state
 
@@ -159,11 +159,12 @@ def test_ensemble_changes_the_fingerprint_and_the_memory_plan(monkeypatch):
     model = _tiny()
     one, eight = (Upscaler(model, device="cpu", precision="fp32", ensemble=n) for n in (1, 8))
     assert one.fingerprint() != eight.fingerprint()
-    # A budget that holds a whole 240×136 frame's window, but not seven more copies of its features.
-    need = estimate_bytes("stvun-tiny", "fp32", 240 * 136)
-    monkeypatch.setattr(pipeline, "memory_budget", lambda device: need + 1000)
-    assert one.plan_tile(136, 240) is None
-    assert eight.plan_tile(136, 240) is not None
+    # A budget that holds a whole 240×136 frame's window with one copy of its features, not with eight: the eight
+    # copies then either tile the frame or stop keeping features between windows.
+    need = estimate_bytes("stvun-tiny", "fp32", 240 * 136) + frames_bytes(240 * 136 * 16, 2, tiled=False)
+    monkeypatch.setattr(pipeline, "memory_budget", lambda device: need + 3 * one._cached_bytes(136, 240))
+    assert one.plan_tile(136, 240) is None and one.keep_features
+    assert (eight.plan_tile(136, 240), eight.keep_features) != (None, True)
 
 
 def test_cli_ensemble_option(clips, tmp_path):

@@ -63,6 +63,9 @@ def batch_on_ray(
     from .dispatch import Dispatcher
     from .inputs import BatchResult, find_inputs, pending
 
+    if options.to is not None:
+        # Each worker holds one network at one factor; --to may need ×2 for one input and ×4 for the next.
+        raise UsageError("--to is not available with --ray; pass --space 2 or --space 4")
     ray = _import_ray()
     inputs = find_inputs(in_dir)
     out_root = Path(out_dir)

@@ -18,6 +18,7 @@ from stvup.errors import OutputError, StvupError
 from stvup.upscaling.job import Progress, upscale
 from stvup.upscaling.loader import load_upscaler
 from stvup.upscaling.options import UpscaleOptions
+from stvup.upscaling.pipeline import Upscaler
 from stvup.upscaling.timing import output_rate
 from stvup.video import probe
 
@@ -60,17 +61,29 @@ def batch(
         out_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(out_root, f"cannot create folder ({exc.strerror})") from None
-    upscaler = load_upscaler(**options.model_settings())
+    upscalers: dict[int | None, Upscaler] = {}  # one per spatial factor: --to may pick ×2 for some inputs, ×4 others
+
+    def upscaler_for(space: int | None) -> Upscaler:
+        if space not in upscalers:
+            upscalers[space] = load_upscaler(**{**options.model_settings(), "space": space})
+        return upscalers[space]
+
     work = _work(inputs, out_root, options)
-    for size, frames in work.values():
-        upscaler.queued[size] = upscaler.queued.get(size, 0) + frames
+    if options.to is None:
+        upscaler_for(options.space)  # the weights load (and fail) before the first job
+    for space, size, frames in work.values():
+        queued = upscaler_for(space).queued
+        queued[size] = queued.get(size, 0) + frames
     result = BatchResult()
     for src, dst in pending(inputs, out_root, options.overwrite, result, on_start, on_done):
+        space = options.space
         if src in work:  # from here on, queued behind this job
-            size, frames = work[src]
-            upscaler.queued[size] -= frames
+            space, size, frames = work[src]
+            upscaler_for(space).queued[size] -= frames
         try:
-            done = upscale(src, dst, options, upscaler=upscaler, progress=progress)
+            if src not in work and options.to is not None:
+                space = options.target(*probe_size(src, options))[0]  # fails here, for this input alone
+            done = upscale(src, dst, options, upscaler=upscaler_for(space), progress=progress)
         except StvupError as exc:
             result.failed(src, str(exc), on_done)
             continue
@@ -78,18 +91,28 @@ def batch(
     return result
 
 
-def _work(inputs: list[Path], out_root: Path, options: UpscaleOptions) -> dict[Path, tuple[tuple[int, int], int]]:
-    """Frame size ``(h, w)`` and estimated output frames of each input still to do (a probe of its header; one that
-    cannot be probed is left out here and reported by its job)."""
+def _work(
+    inputs: list[Path], out_root: Path, options: UpscaleOptions
+) -> dict[Path, tuple[int | None, tuple[int, int], int]]:
+    """The spatial factor (``--to`` chooses it per input), frame size ``(h, w)`` and estimated output frames of each
+    input still to do (a probe of its header; one that cannot be probed or sized is left out here and reported by
+    its job)."""
     work = {}
     for src in inputs:
         if is_complete(batch_target(out_root, src)) and not options.overwrite:
             continue
         try:
             info = probe(src, options.folder_fps)
+            space = options.target(info.width, info.height)[0]
         except StvupError:
             continue
         if info.frame_count:
             rate = output_rate(info.rate, options.time_factor, options.target_fps)
-            work[src] = ((info.height, info.width), round(info.frame_count * rate / info.rate))
+            work[src] = (space, (info.height, info.width), round(info.frame_count * rate / info.rate))
     return work
+
+
+def probe_size(src: Path, options: UpscaleOptions) -> tuple[int, int]:
+    """An input's frame width and height."""
+    info = probe(src, options.folder_fps)
+    return info.width, info.height

@@ -230,7 +230,7 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
     "--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", help="Arithmetic precision (as upscale)."
 )
 @click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
-@video_options(only=("compile", "ensemble"))
+@video_options(only=("space", "compile", "ensemble"))
 @click.option(
     "--memory-format",
     type=click.Choice(["auto", "channels-last", "contiguous"]),
@@ -248,7 +248,7 @@ def preview(input_path: Path, as_json: bool, **options) -> None:
 )
 @click.option("--no-baseline", is_flag=True, help="Skip the FFmpeg lanczos + minterpolate baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def bench(size, frames, time_, model_name, weights, device, precision, tile, compile, ensemble, memory_format,
+def bench(size, frames, time_, model_name, weights, device, precision, tile, space, compile, ensemble, memory_format,
           job_frames, no_baseline, as_json) -> None:  # fmt: skip
     """Measure wall seconds per output frame (total) and each stage's busy time, and the FFmpeg baseline's."""
     from stvup.evaluation.bench import benchmark, parse_size
@@ -256,7 +256,7 @@ def bench(size, frames, time_, model_name, weights, device, precision, tile, com
     report = benchmark(
         size=parse_size(size), frames=frames, time_factor=time_, weights=weights, model=model_name, device=device,
         precision=precision, tile=tile, baseline=not no_baseline, compile=compile, memory_format=memory_format,
-        ensemble=ensemble, job_frames=job_frames,
+        ensemble=ensemble, job_frames=job_frames, space=int(space) if space else None,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -26,6 +26,13 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             default=None,
             help="Spatial factor. Default: the model's (×4 for stvun).",
         ),
+        "to": click.option(
+            "--to",
+            default=None,
+            metavar="HEIGHT",
+            help="Output height instead of --space: 4k, 8k, 1080p, 1440, ... ×2 or ×4, whichever reaches it, then "
+            "reduced to exactly that height; the width follows, keeping the pixel shape.",
+        ),
         "time": click.option(
             "--time",
             default=None,

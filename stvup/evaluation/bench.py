@@ -72,6 +72,7 @@ def benchmark(
     ensemble: int = 1,
     warmup: bool | None = None,
     job_frames: int = 2000,
+    space: int | None = None,
 ) -> dict[str, object]:
     """Runs the benchmark and returns its report (seconds per output frame per stage, fps, settings).
 
@@ -80,36 +81,16 @@ def benchmark(
     ``warmup_s``, and what of it the warm-up's frames do not explain as ``compile_s``. ``compile="auto"`` decides
     as a job of ``job_frames`` output frames would (:meth:`~stvup.upscaling.pipeline.Upscaler.plan_compile`), and
     ``amortised_s_per_frame`` is what such a job's frames cost with the compile spread over them: what a user of
-    a fresh machine gets (run it with an empty ``STVUP_CACHE_DIR`` to be one)."""
-    from stvup.upscaling.loader import load_upscaler
-
+    a fresh machine gets (run it with an empty ``STVUP_CACHE_DIR`` to be one). ``space``: 2 or 4 (default: the
+    model's); ×2 of weights with a ×2 network beside them times that network, as ``upscale --space 2`` runs it."""
     factor = parse_time_factor(time_factor)
     if frames < 2:
         raise UsageError("--frames must be at least 2")
     if job_frames < 1:
         raise UsageError("--job-frames must be at least 1")
-    weights_path, why_random = weights, "no weights given or shipped"
-    if weights_path is None:
-        # The shipped weights time their own variant; another --model is timed with random weights (same speed).
-        shipped = default_weights_path()
-        shipped_model = read_safetensors_metadata(shipped).get("stvup_model") if shipped is not None else None
-        if shipped is not None and model not in (None, shipped_model):
-            why_random = f"the shipped weights are {shipped_model}, not {model}"
-        else:
-            weights_path = shipped
-    if weights_path is not None:
-        upscaler = load_upscaler(weights_path, model=model, device=device, precision=precision, tile=tile,
-                                 compile=compile, memory_format=memory_format, ensemble=ensemble)  # fmt: skip
-        weights_label = str(weights_path)
-    else:
-        torch.manual_seed(0)
-        try:
-            net = build_model(model or "stvun")
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
-        upscaler = Upscaler(net, device=device, precision=precision, tile=tile, compile=compile,
-                            memory_format=memory_format, ensemble=ensemble)  # fmt: skip
-        weights_label = f"random (speed only: {why_random})"
+    upscaler, weights_label = _bench_upscaler(weights, model, space, device=device, precision=precision, tile=tile,
+                                              compile=compile, memory_format=memory_format,
+                                              ensemble=ensemble)  # fmt: skip
     s = upscaler.space
     out_w, out_h = size
     if out_w % s or out_h % s:
@@ -214,3 +195,33 @@ def _ffmpeg_baseline(src: Path, dst: Path, width: int, height: int, rate: Fracti
         "s_per_frame": seconds / n if n else None,
         "fps": n / seconds if seconds else None,
     }
+
+
+def _bench_upscaler(
+    weights: str | None, model: str | None, space: int | None, **settings: object
+) -> tuple[Upscaler, str]:
+    """The network to time and how its weights are described: ``weights``, else the shipped weights when they are
+    ``model``'s variant, else ``model`` with random weights (the same speed)."""
+    from stvup.upscaling.loader import load_upscaler
+
+    weights_path, why_random = weights, "no weights given or shipped"
+    if weights_path is None:
+        # The shipped weights time their own variant; another --model is timed with random weights (same speed).
+        shipped = default_weights_path()
+        shipped_model = read_safetensors_metadata(shipped).get("stvup_model") if shipped is not None else None
+        if shipped is not None and model not in (None, shipped_model):
+            why_random = f"the shipped weights are {shipped_model}, not {model}"
+        else:
+            weights_path = shipped
+    if weights_path is not None:
+        upscaler = load_upscaler(weights_path, model=model, space=space, **settings)
+        weights_label = str(upscaler.weights_path or weights_path)
+    else:
+        torch.manual_seed(0)
+        try:
+            net = build_model(model or "stvun")
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        upscaler = Upscaler(net, space=space, **settings)
+        weights_label = f"random (speed only: {why_random})"
+    return upscaler, weights_label

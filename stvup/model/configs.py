@@ -118,6 +118,10 @@ MODEL_CONFIGS: dict[str, STVUNConfig] = {
         ),
     )
 }
+MODEL_CONFIGS["stvun-tiny-x2"] = dataclasses.replace(
+    MODEL_CONFIGS["stvun-tiny"], name="stvun-tiny-x2", scale=2, unshuffle=2,
+    description="stvun-tiny as a ×2 network that unshuffles its input (as stvun-small-x2), for tests.",
+)  # fmt: skip
 
 
 def get_config(name: str, **overrides: object) -> STVUNConfig:

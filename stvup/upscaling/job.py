@@ -7,6 +7,7 @@ encoder side by side (:mod:`stvup.upscaling.overlap`). Progress goes to a callba
 
 from __future__ import annotations
 
+import math
 import os
 import time as _time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from .options import UpscaleOptions
 from .overlap import run_overlapped
 from .pipeline import Upscaler
 from .resume import open_output, work_segment_seconds
+from .sizes import UHD
 from .tiling import estimate_frame_seconds
 from .timing import output_rate, parse_rate
 
@@ -74,11 +76,13 @@ class UpscaleResult:
     sample_aspect_ratio: Fraction = Fraction(1)  # the input's, kept on the output (stvup.video.formats)
 
 
-def default_output_path(input_path: str | os.PathLike, space: int) -> Path:
-    """``clip.mp4`` → ``clip_stvup_x4.mp4`` beside it; MKV and MOV keep their container, the rest become MP4."""
+def default_output_path(input_path: str | os.PathLike, space: int, height: int | None = None) -> Path:
+    """``clip.mp4`` → ``clip_stvup_x4.mp4`` beside it (``clip_stvup_2160p.mp4`` for an output ``height`` asked
+    for with ``--to``); MKV and MOV keep their container, the rest become MP4."""
     src = Path(os.fspath(input_path).rstrip("/\\"))
     ext = src.suffix.lower() if src.suffix.lower() in (".mkv", ".mov") and src.is_file() else ".mp4"
-    return src.with_name(f"{src.stem if src.is_file() else src.name}_stvup_x{space}{ext}")
+    label = f"{height}p" if height is not None else f"x{space}"
+    return src.with_name(f"{src.stem if src.is_file() else src.name}_stvup_{label}{ext}")
 
 
 def upscale(
@@ -120,13 +124,7 @@ def upscale(
     in_path = os.fspath(input)
     span = options.span()
     info, deint = plan_input(in_path, options.input_fps, span, options.deinterlace, options.deinterlace_rate)
-    if output is not None:
-        _check_output(in_path, Path(output), options.overwrite)  # refuse a bad output before loading any weights
-    upscaler = _upscaler_for(options, upscaler)
-    s = upscaler.space
-    out_path = Path(output) if output is not None else default_output_path(in_path, s)
-    if output is None:
-        _check_output(in_path, out_path, options.overwrite)
+    upscaler, out_path, (out_w, out_h) = _plan_output(options, upscaler, in_path, output, info)
     rate_out = output_rate(info.rate, options.time_factor, options.target_fps)
     writer = _open_writer(options, upscaler, in_path, out_path, info, deint, span, rate_out)
     resumed = getattr(writer, "resumed", 0)
@@ -186,11 +184,11 @@ def upscale(
         input_rate=info.rate,
         output_rate=rate_out,
         input_size=(info.width, info.height),
-        output_size=(info.width * s, info.height * s),
+        output_size=(out_w, out_h),
         seconds=_time.perf_counter() - started,
         skipped_streams=list(writer.skipped_streams),
         problems=problems,
-        notes=list(getattr(writer, "notes", [])),
+        notes=list(getattr(writer, "notes", [])) + _size_hints(upscaler, out_w, out_h),
         device=str(upscaler.device),
         precision=upscaler.precision,
         ensemble=len(upscaler.ensemble),
@@ -202,14 +200,41 @@ def upscale(
     )
 
 
-def _upscaler_for(options: UpscaleOptions, upscaler: Upscaler | None) -> Upscaler:
-    """The network the options ask for, or the caller's already loaded one if it agrees with them."""
+def _plan_output(
+    options: UpscaleOptions, upscaler: Upscaler | None, in_path: str, output: str | os.PathLike | None,
+    info: VideoInfo,
+) -> tuple[Upscaler, Path, tuple[int, int]]:  # fmt: skip
+    """The network for this input (``--to`` picks its factor), the output's path and its frame size ``(w, h)``. A bad
+    output named by the caller is refused before any weights load."""
+    if output is not None:
+        _check_output(in_path, Path(output), options.overwrite)
+    space, target = options.target(info.width, info.height)
+    upscaler = _upscaler_for(options, upscaler, space)
+    upscaler.target = None if target is None else (target[1], target[0])  # shapes the pictures: in the fingerprint
+    s = upscaler.space
+    out_path = Path(output) if output is not None else default_output_path(in_path, s, target and target[1])
+    if output is None:
+        _check_output(in_path, out_path, options.overwrite)
+    return upscaler, out_path, target or (info.width * s, info.height * s)
+
+
+def _size_hints(upscaler: Upscaler, width: int, height: int) -> list[str]:
+    """One line for a ×4 output larger than 4K that was not asked for by size: ``--to 4k`` exists."""
+    if upscaler.target is None and upscaler.space == 4 and width * height > UHD:
+        return [f"{width}x{height} is more than 4K; --to 4k makes 4K frames, at ×2 where that reaches it (a quarter "
+                "of the work)"]  # fmt: skip
+    return []
+
+
+def _upscaler_for(options: UpscaleOptions, upscaler: Upscaler | None, space: int | None) -> Upscaler:
+    """The network the options ask for at ``space`` (what ``--to`` chose, else ``--space``), or the caller's already
+    loaded one if it agrees with them."""
     if upscaler is None:
-        return load_upscaler(**options.model_settings())
+        return load_upscaler(**{**options.model_settings(), "space": space})
     if options.ensemble != 1 and options.ensemble != len(upscaler.ensemble):
         raise UsageError(f"--ensemble {options.ensemble} differs from the loaded upscaler's {len(upscaler.ensemble)}")
-    if options.space is not None and options.space != upscaler.space:
-        raise UsageError(f"--space {options.space} differs from the loaded upscaler's ×{upscaler.space}")
+    if space is not None and space != upscaler.space:
+        raise UsageError(f"×{space} differs from the loaded upscaler's ×{upscaler.space}")
     return upscaler
 
 
@@ -238,7 +263,8 @@ def _open_writer(
     """The output writer: resumable segments for a video, a PNG folder otherwise."""
     s = upscaler.space
     codec = options.codec or default_codec(info.bit_depth)  # HEVC Main10 for deep input, H.264 otherwise
-    upscaler.plan_tile(info.height, info.width)  # before the fingerprint: the tile shapes the pictures
+    # Before the fingerprint: the tile shapes the pictures (and depends on the output frames a window makes).
+    upscaler.plan_tile(info.height, info.width, math.ceil(rate_out / info.rate))
     settings = job_settings_for(options, upscaler.fingerprint(), rate_out, codec, span, deint)
     model_name = getattr(getattr(upscaler.model, "config", None), "name", "two-stream")
     seconds = segment_seconds_for(options, model_name, upscaler.precision, upscaler.device.type,
@@ -250,8 +276,8 @@ def _open_writer(
         resume=options.resume,
         segment_seconds=seconds,
         adopt=options.segment_seconds is None,
-        width=info.width * s,
-        height=info.height * s,
+        width=upscaler.target[1] if upscaler.target else info.width * s,
+        height=upscaler.target[0] if upscaler.target else info.height * s,
         rate=rate_out,
         codec=codec,
         crf=options.crf,

@@ -6,6 +6,7 @@ workers alike.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from stvup.errors import UsageError
 from stvup.model import build_model
@@ -14,15 +15,17 @@ from stvup.model.weights import (
     WEIGHTS_DIR,
     checkpoint_model_name,
     default_weights_path,
+    flow_override,
     load_checkpoint,
     load_weights,
     resolve_weights,
+    weights_flow,
     weights_grid,
 )
 
 from .pipeline import Upscaler
 
-__all__ = ["load_upscaler"]
+__all__ = ["load_upscaler", "x2_sibling"]
 
 
 def load_upscaler(
@@ -40,7 +43,9 @@ def load_upscaler(
     ensemble: int = 1,
 ) -> Upscaler:
     """Builds the model for ``weights`` (default: the shipped weights; a shipped name such as ``"paper"`` or a
-    path), loads them strictly and wraps them, on the pixel grid their metadata names (:func:`weights_grid`).
+    path; for ``space=2`` their ×2 network if one sits beside them, :func:`x2_sibling`), loads them strictly and wraps
+    them, on the pixel grid their metadata names (:func:`weights_grid`), with
+    the flow it names (:func:`weights_flow`).
 
     ``model`` names the variant when it cannot be read from the file; ``"two-stream"`` asks for a two-stream
     checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
@@ -57,18 +62,33 @@ def load_upscaler(
                 "(a .safetensors or .pth checkpoint, e.g. the authors' STVUN.pth)"
             )
     weights = resolve_weights(weights)
+    if space == 2:
+        weights = x2_sibling(weights) or weights
     state = load_checkpoint(weights)
     name = model if model not in (None, PREFIX) else checkpoint_model_name(weights, state)
     if model == PREFIX and parse_two_stream_name(name) is None:
         raise UsageError(f"{weights}: is a {name} checkpoint, not a two-stream one")
     try:
-        net = build_model(name)
+        net = build_model(name, **flow_override(weights_flow(weights)))
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
     load_weights(net, state)
-    return Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream, time_mode=time_mode,
-                    compile=compile, memory_format=memory_format, ensemble=ensemble,
-                    grid=weights_grid(weights))  # fmt: skip
+    upscaler = Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream,
+                        time_mode=time_mode, compile=compile, memory_format=memory_format, ensemble=ensemble,
+                        grid=weights_grid(weights))  # fmt: skip
+    upscaler.weights_path = weights
+    if upscaler.space < net.scale:
+        upscaler.notes.append(f"--space {upscaler.space}: {weights.name} has no ×{upscaler.space} network, so it ran "
+                              f"×{net.scale} and reduced the frames (about {(net.scale // upscaler.space) ** 2}x the "
+                              "work)")  # fmt: skip
+    return upscaler
+
+
+def x2_sibling(weights: Path) -> Path | None:
+    """The ×2 network that goes with ×4 ``weights``: ``NAME-x2.safetensors`` next to ``NAME.safetensors`` (the
+    shipped ``default-x2.safetensors`` serves ``--space 2`` of the default weights), or None."""
+    sibling = weights.with_name(f"{weights.stem}-x2.safetensors")
+    return sibling if sibling.is_file() and sibling != weights else None
 
 
 def protocol_weights(protocol: str) -> str | None:

@@ -20,6 +20,7 @@ from stvup.errors import UsageError
 
 from .ensemble import ensemble_transforms
 from .shots import DEFAULT_THRESHOLD
+from .sizes import parse_target, plan_target
 from .timing import parse_rate, parse_time_factor
 
 __all__ = ["MODEL_FIELDS", "UpscaleOptions"]
@@ -34,7 +35,8 @@ class UpscaleOptions:
     """Everything an upscale is asked to do besides its input and output.
 
     The network: ``weights`` (a path or shipped name; None: the default), ``model`` (the variant, when the file
-    cannot say), ``device``, ``precision``, ``space`` (2 or 4), ``tile``, ``stream`` / ``time_mode`` (two-stream
+    cannot say), ``device``, ``precision``, ``space`` (2 or 4) or ``to`` (an output height, ``"4k"``:
+    :mod:`stvup.upscaling.sizes`), ``tile``, ``stream`` / ``time_mode`` (two-stream
     networks), ``compile``, ``ensemble`` (1, 2, 4, 8). Time: ``time`` (a factor: 2, 4, 2.5, "5/2") or ``fps`` (a
     target rate), ``input_fps`` (for frame folders). The encoder: ``codec``, ``crf``, ``preset``, ``pix_fmt``. The
     input: ``scene_threshold`` (None: no scene detection), ``start`` / ``duration`` (a span), ``deinterlace``
@@ -47,6 +49,7 @@ class UpscaleOptions:
     device: str = "auto"
     precision: str = "auto"
     space: int | None = None
+    to: str | int | None = None
     tile: int | str | None = "auto"
     stream: str = "ts"
     time_mode: str = "recursive"
@@ -85,6 +88,10 @@ class UpscaleOptions:
         ensemble_transforms(self.ensemble)  # the sizes the ensemble has, with its own message
         if self.space is not None and self.space not in (2, 4):
             raise UsageError(f"--space must be 2 or 4, got {self.space}")
+        if self.to is not None:
+            if self.space is not None:
+                raise UsageError("pass either --space or --to, not both")
+            parse_target(self.to)
         if self.segment_seconds is not None and not self.segment_seconds > 0:
             raise UsageError(f"--segment-seconds must be positive, got {self.segment_seconds}")
         for name, allowed in (("deinterlace", ("auto", "on", "off")), ("deinterlace_rate", ("frame", "field"))):
@@ -124,3 +131,11 @@ class UpscaleOptions:
     def model_settings(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~stvup.upscaling.loader.load_upscaler` these options ask for."""
         return {name: getattr(self, name) for name in MODEL_FIELDS}
+
+    def target(self, width: int, height: int) -> tuple[int | None, tuple[int, int] | None]:
+        """For ``width × height`` input frames: the spatial factor to run (None: the network's) and, with ``to``,
+        the exact output size ``(w, h)`` (:func:`~stvup.upscaling.sizes.plan_target`)."""
+        if self.to is None:
+            return self.space, None
+        space, size = plan_target(width, height, parse_target(self.to))
+        return space, size

@@ -21,9 +21,11 @@ tiles' outputs are blended with linear ramps across the overlaps, so there are n
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,10 +57,15 @@ from .tiling import (
     memory_budget,
     parse_tile,
     tile_boxes,
+    to_float,
 )
 from .timing import times_in_interval
 
 __all__ = ["OutputFrame", "Upscaler", "reflect"]
+
+#: Rows read beyond a block of output rows when it is reduced (×2 from ×4): antialiased bicubic at a factor of 2
+#: reaches 4 rows each way.
+REDUCE_MARGIN = 16
 
 HALF = 3  # frames on each side of the window centre
 
@@ -162,20 +169,37 @@ class Upscaler:
             raise UsageError(f"--tile must be at least {2 * m} pixels, got {tile}")
         self.auto_tile = tile == "auto"  # decided per frame size by plan_tile (stvup.upscaling.tiling)
         self.tile: int | None = None if tile in (None, "auto") else -(-tile // m) * m
-        self._planned: tuple[int, int] | None = None
+        self._planned: tuple[int, int, int] | None = None
+        self.keep_features = True  # encoder features cached across windows (plan_tile decides per frame size)
         self.overlap = -(-tile_overlap // m) * m
         self.notes: list[str] = []  # what the run adapted to (a smaller tile after running out of memory)
+        self.weights_path: Path | None = None  # the file the weights came from, when a loader says so
+        #: The exact output size ``(h, w)`` a job asked for (``--to``, :mod:`stvup.upscaling.sizes`), None for
+        #: ``space`` × the input: frames are reduced to it with antialiased bicubic resampling.
+        self.target: tuple[int, int] | None = None
 
-    def plan_tile(self, height: int, width: int) -> int | None:
-        """With ``tile="auto"``, chooses the tile for ``height × width`` input frames from the memory budget
-        (:func:`stvup.upscaling.tiling.choose_tile`); returns the tile in use (None: whole frames)."""
-        if self.auto_tile and self._planned != (height, width):
-            name = getattr(getattr(self.model, "config", None), "name", "two-stream")
-            # The ensemble's mirrored copies keep their own features for every frame of the window, whatever the tile.
-            budget = memory_budget(self.device) - (len(self.ensemble) - 1) * self._cached_bytes(height, width)
-            self.tile = choose_tile(height, width, name, self.precision, budget, self.model.scale,
-                                    self.model.size_multiple)  # fmt: skip
-            self._planned = (height, width)
+    def plan_tile(self, height: int, width: int, count: int | None = None) -> int | None:
+        """With ``tile="auto"``, chooses the tile for ``height × width`` input frames and ``count`` output frames a
+        window from the memory budget (:func:`stvup.upscaling.tiling.choose_tile`); returns the tile in use (None:
+        whole frames).
+
+        It also decides whether each frame's encoder features are kept for the seven windows that use it
+        (:attr:`keep_features`): they are, unless the eight frames' worth (per ensemble copy) would take over a third
+        of the budget, as at 1080p input, where they would take 3 GB. Then each window encodes its seven frames
+        again: the encoder is about 1 % of STVUN's work per frame (measured: 0.03 s of 6.9 s a window at 240×144),
+        so that costs about 6 %, against tiles squeezed to a fraction of their size."""
+        if count is None:  # as planned for this size before, else the common ×2 time
+            count = self._planned[2] if self._planned is not None and self._planned[:2] == (height, width) else 2
+        if self._planned != (height, width, count):
+            budget = memory_budget(self.device)
+            cached = len(self.ensemble) * self._cached_bytes(height, width)
+            self.keep_features = cached <= budget // 3
+            if self.auto_tile:
+                name = getattr(getattr(self.model, "config", None), "name", "two-stream")
+                self.tile = choose_tile(height, width, name, self.precision, budget - cached * self.keep_features,
+                                        self.model.scale, self.model.size_multiple, count=count,
+                                        unshuffle=getattr(self.model, "unshuffle", 1))  # fmt: skip
+            self._planned = (height, width, count)
         return self.tile
 
     def plan_compile(self, frames: int | None, height: int, width: int, time_factor: Fraction = Fraction(2)) -> bool:
@@ -217,7 +241,7 @@ class Upscaler:
     def _compile_key(self, name: str, height: int, width: int, time_factor: Fraction) -> str:
         """What a compile is for, as the ledger records it: everything that gives the compiled graphs their shapes
         and kernels (PyTorch, CPU, network, precision, layout, tile shapes, factors, ensemble, mode)."""
-        tile = self.plan_tile(height, width)
+        tile = self.plan_tile(height, width, math.ceil(time_factor))
         m = self.model.size_multiple
         shapes = sorted({(y1 - y0, x1 - x0) for y0, y1, x0, x1 in tile_boxes(-(-height // m) * m, -(-width // m) * m,
                                                                             tile, self.overlap, m)})  # fmt: skip
@@ -239,7 +263,8 @@ class Upscaler:
         """Bytes the feature cache holds for one copy of a window (8 frames): encoder features, or f_S outputs."""
         config = getattr(self.model, "config", None)
         per_pixel = config.channels * config.blocks if config is not None else 3 * self.model.scale**2
-        return 8 * per_pixel * height * width * self.dtype.itemsize
+        unshuffle = getattr(self.model, "unshuffle", 1)
+        return 8 * per_pixel * height * width * self.dtype.itemsize // unshuffle**2
 
     def fingerprint(self) -> str:
         """A hash of everything here that shapes the output pictures: the weights as they run (values and
@@ -255,6 +280,8 @@ class Upscaler:
             self._weights_digest = weights.hexdigest()
         settings = (type(self.model).__name__, self.device.type, self.precision, self.space, self.tile,
                     self.overlap, self.stream_name, self.time_mode)  # fmt: skip
+        if self.target is not None:  # earlier journals had no target: their fingerprints stay
+            settings += (self.target,)
         if len(self.ensemble) > 1:  # an ensemble-free run keeps the fingerprint that earlier runs' journals hold
             settings += (len(self.ensemble),) if self.grid == "duf" else (len(self.ensemble), self.grid)
         blend = getattr(getattr(self.model, "config", None), "time_blend", "mean")
@@ -278,15 +305,35 @@ class Upscaler:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return x.to(self.dtype).contiguous(memory_format=MEMORY_FORMATS[self.memory_format_name])
 
-    def _finish(self, y: torch.Tensor, h: int, w: int, deep: bool = False) -> np.ndarray:
-        """Network output → cropped, optionally reduced ``(space·h, space·w, 3)``, uint8 (uint16 if ``deep``)."""
+    def _finish(self, y: torch.Tensor, h: int, w: int, deep: bool = False, rows: int = 512) -> np.ndarray:
+        """Network output (float, or a tiled frame's int16, :func:`~stvup.upscaling.tiling.to_float`) → cropped,
+        optionally reduced ``(space·h, space·w, 3)``, uint8 (uint16 if ``deep``).
+
+        Done ``rows`` output rows at a time, so that an 8K frame is never whole in floats. A reduction (×2 from a
+        ×4 network) reads each block with a margin of :data:`REDUCE_MARGIN` rows beyond it, more than the
+        antialiased bicubic kernel reaches, so the result is that of the whole frame at once."""
         s = self.model.scale
-        y = y[:, :, : h * s, : w * s].float()
-        if self.space != s:
-            y = F.interpolate(y, size=(h * self.space, w * self.space), mode="bicubic", antialias=True)
+        f = s // self.space
         top = 65535 if deep else 255
-        y = ((y.clamp(-1, 1) + 1) * (top / 2)).round().to(torch.int32)
-        return y[0].permute(1, 2, 0).cpu().numpy().astype(np.uint16 if deep else np.uint8)
+        if self.target is not None and self.target != (h * self.space, w * self.space):
+            # --to: one reduction of the whole frame to the size asked for (at most 4K-sized frames in practice).
+            y = F.interpolate(to_float(y[:, :, : h * s, : w * s]), size=self.target, mode="bicubic", antialias=True)
+            y = ((y.clamp(-1, 1) + 1) * (top / 2)).round().to(torch.int32)
+            return y[0].permute(1, 2, 0).cpu().numpy().astype(np.uint16 if deep else np.uint8)
+        out = np.empty((h * self.space, w * self.space, 3), np.uint16 if deep else np.uint8)
+        step = rows * f
+        for r0 in range(0, h * s, step):
+            r1 = min(r0 + step, h * s)
+            if f == 1:
+                part = to_float(y[:, :, r0:r1, : w * s])
+            else:
+                a, b = max(0, r0 - REDUCE_MARGIN), min(h * s, r1 + REDUCE_MARGIN)
+                part = F.interpolate(to_float(y[:, :, a:b, : w * s]), size=((b - a) // f, w * self.space),
+                                     mode="bicubic", antialias=True)  # fmt: skip
+                part = part[:, :, (r0 - a) // f : (r1 - a) // f]
+            part = ((part.clamp(-1, 1) + 1) * (top / 2)).round().to(torch.int32)
+            out[r0 // f : r1 // f] = part[0].permute(1, 2, 0).cpu().numpy()
+        return out
 
     # -- one window ------------------------------------------------------------------------------------------------
 
@@ -373,10 +420,11 @@ class Upscaler:
         """STVUN on one tile of a window: encoder features cached per (frame, tile), the centre, then each T_in."""
         net = self._net()
         feats = []
+        store = cache if self.keep_features else {}  # without, each window encodes its frames (plan_tile)
         for idx, crop in zip(ids, crops):
-            if (idx, k) not in cache:
-                cache[(idx, k)] = net.encode(crop)
-            feats.append(cache[(idx, k)])
+            if (idx, k) not in store:
+                store[(idx, k)] = net.encode(crop)
+            feats.append(store[(idx, k)])
         if self.compiled and len(set(ids)) < len(ids):
             # A window mirrored at a clip's or shot's end holds one frame twice. A compiled EFST guards on which of
             # its inputs are the same tensor, so each mirror pattern (six at each end) would compile again (30 s
@@ -402,11 +450,12 @@ class Upscaler:
     ) -> list[torch.Tensor]:
         """A two-stream network on one tile of a window: f_S of each input cached per (frame, tile)."""
         net = self._net()
+        store = cache if self.keep_features else {}
 
         def hr(idx: int, x: torch.Tensor) -> torch.Tensor:
-            if (idx, k) not in cache:
-                cache[(idx, k)] = net.spatial(x)
-            return cache[(idx, k)]
+            if (idx, k) not in store:
+                store[(idx, k)] = net.spatial(x)
+            return store[(idx, k)]
 
         h3 = hr(ids[0], x3)
         between = [t for t in times if t > 0]
@@ -491,7 +540,7 @@ class Upscaler:
         for image, time in frames:
             if size is None:
                 size, deep = image.shape[:2], image.dtype == np.uint16
-                self.plan_tile(*size)
+                self.plan_tile(*size, count=math.ceil(output_rate / input_rate))
             elif image.shape[:2] != size:
                 got, want = f"{image.shape[1]}x{image.shape[0]}", f"{size[1]}x{size[0]}"
                 raise InputError(None, f"frame {n} is {got}, not {want} like frame 0")

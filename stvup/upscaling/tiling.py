@@ -28,14 +28,17 @@ __all__ = [
     "SWEET",
     "TileCanvas",
     "balanced_tile",
+    "band_bytes",
     "choose_tile",
     "estimate_bytes",
+    "frames_bytes",
     "is_out_of_memory",
     "memory_budget",
     "parse_tile",
     "ramp_weight",
     "tile_boxes",
     "tile_spans",
+    "to_float",
 ]
 
 SWEET = 256  # the largest tile side (input pixels): with balanced tiles, the fastest per pixel, overlap included
@@ -85,11 +88,30 @@ def estimate_frame_seconds(model: str, precision: str, device: str, output_pixel
     return per_pixel * output_pixels * max(1, ensemble)
 
 
-def estimate_bytes(model: str, precision: str, pixels: int, output_pixels: int = 0) -> int:
-    """Peak bytes one window of ``pixels`` input pixels takes, plus the float accumulators of a tiled window's
-    outputs (``output_pixels``, for up to 4 times at once). Unknown variants are priced as the full STVUN."""
+def estimate_bytes(model: str, precision: str, pixels: int, unshuffle: int = 1) -> int:
+    """Peak bytes the network takes for one window of a piece of ``pixels`` input pixels (activations, not the
+    frames around it). A network that unshuffles its input by u works on 1/u² of the pixels. Unknown variants are
+    priced as the full STVUN."""
     fixed, per_pixel = _COST[(_family(model), "fp32" if precision == "fp32" else "bf16")]
-    return fixed + per_pixel * pixels + 4 * 4 * 4 * output_pixels
+    return fixed + per_pixel * pixels // unshuffle**2
+
+
+#: Output frames that wait for the video encoder while the next window runs (stvup.upscaling.overlap's queue and the
+#: encoder's own frame), counted at 3 bytes an output pixel.
+QUEUED = 5
+
+
+def frames_bytes(output_pixels: int, count: int, tiled: bool) -> int:
+    """What a window's finished output frames take, whatever the tile: ``count`` frames of ``output_pixels``, held
+    as 16-bit integers when tiled (:class:`TileCanvas`) or as floats when whole, plus the frames queued for the
+    encoder (8-bit)."""
+    return output_pixels * (count * 3 * (2 if tiled else 4) + QUEUED * 3)
+
+
+def band_bytes(tile: int, width: int, scale: int, count: int) -> int:
+    """The float accumulators of one row of tiles across the frame (:class:`TileCanvas`): ``count`` frames and the
+    blend weights, ``tile`` input rows by ``width`` input columns, at ``scale``."""
+    return tile * scale * width * scale * (count * 3 + 1) * 4
 
 
 def memory_budget(device: torch.device) -> int:
@@ -105,17 +127,40 @@ def memory_budget(device: torch.device) -> int:
 
 
 def choose_tile(
-    height: int, width: int, model: str, precision: str, budget: int, scale: int, multiple: int = 16
+    height: int,
+    width: int,
+    model: str,
+    precision: str,
+    budget: int,
+    scale: int,
+    multiple: int = 16,
+    *,
+    count: int = 2,
+    unshuffle: int = 1,
 ) -> int | None:
-    """The tile side (input pixels) for ``height × width`` input frames; None keeps frames whole."""
+    """The tile side (input pixels) for ``height × width`` input frames, ``count`` output frames a window; None keeps
+    frames whole.
+
+    What does not shrink with the tile is counted first: the finished output frames (:func:`frames_bytes`). The
+    tile then gets what is left for its activations (:func:`estimate_bytes`) and the row of accumulators it blends
+    into (:func:`band_bytes`), shrinking in steps of ``2·multiple`` but never below ``4·multiple`` (64 input pixels
+    for STVUN): smaller tiles are mostly overlap, and a budget they would still exceed is met, if at all, by
+    halving the tile on running out (:class:`~stvup.upscaling.pipeline.Upscaler`)."""
     out_pixels = height * width * scale * scale
     whole = height * width
-    if whole <= WHOLE and estimate_bytes(model, precision, whole) <= budget:
+    if (
+        whole <= WHOLE
+        and estimate_bytes(model, precision, whole, unshuffle) + frames_bytes(out_pixels, count, False) <= budget
+    ):
         return None
+    left = budget - frames_bytes(out_pixels, count, True)
+    floor = 4 * multiple
     tile = min(SWEET, -(-max(height, width) // multiple) * multiple)
-    while tile > 2 * multiple and estimate_bytes(model, precision, tile * tile, out_pixels) > budget:
+    while tile > floor and estimate_bytes(model, precision, tile * tile, unshuffle) + band_bytes(
+        tile, width, scale, count
+    ) > left:  # fmt: skip
         tile -= 2 * multiple
-    return max(tile, 2 * multiple)
+    return max(tile, floor)
 
 
 def parse_tile(value: int | str | None) -> int | str | None:
@@ -180,24 +225,77 @@ def tile_boxes(height: int, width: int, tile: int | None, overlap: int, multiple
             for x0, x1 in tile_spans(width, tw, overlap)]  # fmt: skip
 
 
+#: Finished tiled frames are stored as 16-bit integers: ``round(clamp(y, -1, 1) · FIXED)``, exact to 1/65534 of the
+#: range, finer than a 16-bit video's own steps and a third of the memory of floats.
+FIXED = 32767
+
+
 class TileCanvas:
     """Assembles ``count`` output frames ``(1, 3, s·H, s·W)`` from the outputs of overlapping tiles: each tile's
-    output is weighted by linear ramps across the overlaps it shares, so the seams blend away."""
+    output is weighted by linear ramps across the overlaps it shares, so the seams blend away.
+
+    Tiles come in rows, top to bottom (:func:`tile_boxes`). Only the current row of tiles is summed in floats (the
+    band); when the next row starts, the rows above it are final and are stored as 16-bit integers (:data:`FIXED`).
+    So a frame never exists in floats at full size: an 8K output from 1080p input takes 0.2 GB a frame, not 0.5.
+    :meth:`frames` returns the int16 frames; :func:`to_float` reads them back."""
 
     def __init__(self, count: int, height: int, width: int, scale: int, overlap: int, device: torch.device) -> None:
         self.height, self.width, self.scale, self.ramp = height, width, scale, overlap * scale // 2
-        self.sums = [torch.zeros(1, 3, height * scale, width * scale, device=device) for _ in range(count)]
-        self.weight = torch.zeros(1, 1, height * scale, width * scale, device=device)
+        self.count, self.device = count, device
+        self.done = [torch.empty(1, 3, height * scale, width * scale, dtype=torch.int16, device=device)
+                     for _ in range(count)]  # fmt: skip
+        self.band: tuple[int, int] | None = None  # output rows the accumulators cover
+        self.sums: list[torch.Tensor] = []
+        self.weight = torch.zeros(0)
+
+    def _accumulators(self, rows: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        ws = self.width * self.scale
+        sums = [torch.zeros(1, 3, rows, ws, device=self.device) for _ in range(self.count)]
+        return sums, torch.zeros(1, 1, rows, ws, device=self.device)
+
+    def _move(self, top: int, bottom: int) -> None:
+        """Makes the band cover output rows ``[top, bottom)``, finishing the rows above ``top``."""
+        if self.band == (top, bottom):
+            return
+        sums, weight = self._accumulators(bottom - top)
+        if self.band is not None:
+            old_top, old_bottom = self.band
+            if top < old_top:
+                raise ValueError("tiles must come row by row, top to bottom")
+            self._finish_rows(old_top, min(top, old_bottom))
+            keep = max(0, old_bottom - top)  # rows the new row of tiles overlaps
+            if keep:
+                for new, old in zip(sums, self.sums):
+                    new[:, :, :keep] = old[:, :, top - old_top :]
+                weight[:, :, :keep] = self.weight[:, :, top - old_top :]
+        self.band, self.sums, self.weight = (top, bottom), sums, weight
+
+    def _finish_rows(self, top: int, bottom: int) -> None:
+        assert self.band is not None
+        a, b = top - self.band[0], bottom - self.band[0]
+        for done, total in zip(self.done, self.sums):
+            value = total[:, :, a:b] / self.weight[:, :, a:b]
+            done[:, :, top:bottom] = (value.clamp(-1, 1) * FIXED).round().to(torch.int16)
 
     def add(self, box: Box, outputs: list[torch.Tensor]) -> None:
         """Adds one tile's outputs (in the order of the frames), ``box`` being its input box."""
         (y0, y1, x0, x1), s = box, self.scale
+        self._move(y0 * s, y1 * s)
         wy = ramp_weight(y1 - y0, self.ramp, y0 > 0, y1 < self.height).repeat_interleave(s)
         wx = ramp_weight(x1 - x0, self.ramp, x0 > 0, x1 < self.width).repeat_interleave(s)
-        wt = (wy[:, None] * wx[None, :]).to(self.weight.device)
-        self.weight[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += wt
+        wt = (wy[:, None] * wx[None, :]).to(self.device)
+        self.weight[:, :, :, x0 * s : x1 * s] += wt
         for total, out in zip(self.sums, outputs):
-            total[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += out.float() * wt
+            total[:, :, :, x0 * s : x1 * s] += out.float() * wt
 
     def frames(self) -> list[torch.Tensor]:
-        return [total / self.weight for total in self.sums]
+        """The finished frames, int16 (:data:`FIXED`)."""
+        if self.band is not None:
+            self._finish_rows(*self.band)
+            self.band, self.sums, self.weight = None, [], torch.zeros(0)
+        return self.done
+
+
+def to_float(y: torch.Tensor) -> torch.Tensor:
+    """An output frame as floats in [-1, 1]: a :class:`TileCanvas` frame (int16) read back, a float one as it is."""
+    return y.float() / FIXED if y.dtype == torch.int16 else y.float()

@@ -139,3 +139,31 @@ def test_a_x4_output_beyond_4k_suggests_to(pair, tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, ["upscale", str(clip), "-o", str(tmp_path / "b.mp4"), "--weights", str(x4),
                                    "--to", "96", "--device", "cpu", "--json"])  # fmt: skip
     assert not any("--to 4k" in n for n in json.loads(res.stdout)["notes"])
+
+
+def test_cli_eval_space_two_scores_the_x2_network_and_the_baselines_at_x2(pair, tmp_path):
+    x4, _ = pair
+    clip = make_clip(tmp_path / "c.mp4", width=96, height=64, frames=5, audio=None)
+    js = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["eval", str(clip), "--weights", str(x4), "--space", "2", "--protocol", "real",
+                                   "--crf", "23", "--methods", "stvup,bicubic,ffmpeg", "--json", str(js), "-q",
+                                   "--device", "cpu"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads(js.read_text())  # one protocol: one report
+    assert report["protocol"]["scale"] == 2 and set(report["mean"]) == {"stvup", "bicubic", "ffmpeg"}
+    assert "×2 space" in res.output
+
+
+def test_training_a_x2_network_starts_from_x4_weights(pair, tmp_path):
+    from stvup.model.weights import read_safetensors
+    from stvup.training.loop import train
+
+    from .test_train import _config, _texture_clip
+
+    x4, _ = pair
+    cfg = _config(tmp_path, model="stvun-tiny-x2", init=str(x4), pretrain_steps=0, steps=2, patch2=32)
+    result = train(cfg, clips=[_texture_clip()])
+    tensors, meta = read_safetensors(result.weights)
+    assert meta["stvup_model"] == "stvun-tiny-x2" and tensors["encoder.conv.0.weight"].shape[1] == 12
+    up = load_upscaler(result.weights, device="cpu")
+    assert up.model.scale == 2 and up.space == 2

@@ -20,6 +20,7 @@ from stvup.upscaling.tiling import (
     estimate_bytes,
     frames_bytes,
     parse_tile,
+    ramp_weight,
     tile_boxes,
     to_float,
 )
@@ -71,14 +72,26 @@ def test_the_canvas_blends_tiles_back_into_the_frame_one_row_of_tiles_at_a_time(
     canvas = TileCanvas(2, h, w, s, 16, torch.device("cpu"))
     boxes = tile_boxes(h, w, 48, 16, 8)
     assert len({(y0, y1) for y0, y1, _, _ in boxes}) > 1  # several rows of tiles
-    for y0, y1, x0, x1 in boxes:
-        canvas.add((y0, y1, x0, x1), [f[:, :, y0 * s : y1 * s, x0 * s : x1 * s] for f in frames])
+    # Each tile's output differs from its neighbours' where they overlap (as a network's do at tile edges): the
+    # canvas must blend them as one weighted sum over the whole frame would.
+    sums = [torch.zeros_like(f) for f in frames]
+    weight = torch.zeros(1, 1, h * s, w * s)
+    for k, (y0, y1, x0, x1) in enumerate(boxes):
+        outs = [f[:, :, y0 * s : y1 * s, x0 * s : x1 * s] + 0.03 * k for f in frames]
+        canvas.add((y0, y1, x0, x1), outs)
         # Only the current row of tiles is held in floats, never the whole frame.
         assert canvas.sums[0].shape[2] == (y1 - y0) * s < h * s
+        wy = ramp_weight(y1 - y0, 16 * s // 2, y0 > 0, y1 < h).repeat_interleave(s)
+        wx = ramp_weight(x1 - x0, 16 * s // 2, x0 > 0, x1 < w).repeat_interleave(s)
+        wt = wy[:, None] * wx[None, :]
+        weight[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += wt
+        for total, out in zip(sums, outs):
+            total[:, :, y0 * s : y1 * s, x0 * s : x1 * s] += out * wt
     done = canvas.frames()
     assert all(d.dtype == torch.int16 for d in done)
-    for d, f in zip(done, frames):
-        assert float((to_float(d) - f).abs().max()) <= 0.5 / FIXED + 1e-6
+    for d, total in zip(done, sums):
+        expected = (total / weight).clamp(-1, 1)
+        assert float((to_float(d) - expected).abs().max()) <= 0.5 / FIXED + 1e-6
 
 
 def test_the_canvas_refuses_tiles_out_of_order():

@@ -67,7 +67,7 @@ __all__ = ["evaluate_cmd"]
     help="Arithmetic precision (fp32 by default, so that scores compare across machines).",
 )
 @click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
-@video_options(only=("ensemble",))
+@video_options(only=("space", "ensemble"))
 @click.option(
     "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."
 )
@@ -94,10 +94,11 @@ __all__ = ["evaluate_cmd"]
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def evaluate_cmd(
     clips, weights, model_name, methods, crop, max_frames, time_factor, protocol, reduction, crfs, device, precision,
-    tile, ensemble, flow_check, flows, pairs, md_path, json_path, quiet,
+    tile, space, ensemble, flow_check, flows, pairs, md_path, json_path, quiet,
 ) -> None:  # fmt: skip
-    """Score stvup and the baselines on HR CLIPS (×4 space from even frames, ×2 time), with the paper's protocol or,
-    with --protocol real, as real video is made (antialiased, block-centre grid, H.264 at each --crf).
+    """Score stvup and the baselines on HR CLIPS (×4 space from even frames, ×2 time; --space 2 for ×2, on the ×2
+    network beside the weights if there is one), with the paper's protocol or, with --protocol real, as real video
+    is made (antialiased, block-centre grid, H.264 at each --crf).
 
     CLIPS are videos, frame folders, or folders of them (e.g. vid4/GT). Prints Markdown tables: PSNR/SSIM on Y and
     RGB for kept (even) and new (odd) frames, mean and per clip, and each method's best global shift. --time N
@@ -140,8 +141,10 @@ def evaluate_cmd(
         if weights is None:
             weights = protocol_weights(protocol)
         upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile,
-                                 ensemble=ensemble)  # fmt: skip
-        scale = upscaler.model.scale
+                                 ensemble=ensemble, space=int(space) if space else None)  # fmt: skip
+        scale = upscaler.space
+    elif space:
+        scale = int(space)
 
     def progress(p) -> None:
         if not quiet:

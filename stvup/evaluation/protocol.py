@@ -398,8 +398,8 @@ def evaluate(
         if wrong:
             kind = "an STVUN" if is_two else "a two-stream model"
             raise UsageError(f"method {wrong[0]} needs {kind}; the weights are {'two-stream' if is_two else 'STVUN'}")
-    if upscaler is not None and upscaler.model.scale != scale:
-        raise UsageError(f"the model is ×{upscaler.model.scale}; evaluate it with scale {upscaler.model.scale}")
+    if upscaler is not None and upscaler.space != scale:
+        raise UsageError(f"the upscaler makes ×{upscaler.space}; evaluate it with scale {upscaler.space}")
     if isinstance(time, bool) or not isinstance(time, int) or time < 2:
         raise UsageError(f"time must be an integer of at least 2, got {time!r}")
     crop = scale if crop is None else crop

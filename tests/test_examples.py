@@ -76,7 +76,7 @@ def test_train_and_evaluate_example(tmp_path, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert "| stvup (joint STVUN) |" in out and "| bicubic + frame blending |" in out
+    assert "| stvup (as stvup upscale runs it) |" in out and "| bicubic + frame blending |" in out
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 

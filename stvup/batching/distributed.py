@@ -133,7 +133,8 @@ def _start_pool(ray: Any, options: UpscaleOptions, address: str | None, workers:
     count = workers or (gpus if gpus else max(1, int(ray.cluster_resources().get("CPU", 1))))
     settings = {"device": "cuda" if gpus else options.device, "precision": options.precision, "space": options.space,
                 "tile": options.tile, "stream": options.stream, "time_mode": options.time_mode,
-                "compile": options.compile, "ensemble": options.ensemble, "grid": weights_grid(path)}  # fmt: skip
+                "compile": options.compile, "ensemble": options.ensemble, "grid": weights_grid(path),
+                "new_frames": options.new_frames}  # fmt: skip
     Actor = actor_class(ray, gpus > 0)
     state_ref = ray.put(state)
     # Named, so that tools (and the tests) can find a worker: stvup-<driver pid>-<k>.

@@ -67,7 +67,7 @@ __all__ = ["evaluate_cmd"]
     help="Arithmetic precision (fp32 by default, so that scores compare across machines).",
 )
 @click.option("--tile", default="auto", metavar="auto|off|N", help="Tile size in input pixels (as upscale).")
-@video_options(only=("space", "ensemble"))
+@video_options(only=("space", "ensemble", "new-frames"))
 @click.option(
     "--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Also write the Markdown tables here."
 )
@@ -94,7 +94,7 @@ __all__ = ["evaluate_cmd"]
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def evaluate_cmd(
     clips, weights, model_name, methods, crop, max_frames, time_factor, protocol, reduction, crfs, device, precision,
-    tile, space, ensemble, flow_check, flows, pairs, md_path, json_path, quiet,
+    tile, space, ensemble, new_frames, flow_check, flows, pairs, md_path, json_path, quiet,
 ) -> None:  # fmt: skip
     """Score stvup and the baselines on HR CLIPS (×4 space from even frames, ×2 time; --space 2 for ×2, on the ×2
     network beside the weights if there is one), with the paper's protocol or, with --protocol real, as real video
@@ -141,7 +141,8 @@ def evaluate_cmd(
         if weights is None:
             weights = protocol_weights(protocol)
         upscaler = load_upscaler(weights, model=model_name, device=device, precision=precision, tile=tile,
-                                 ensemble=ensemble, space=int(space) if space else None)  # fmt: skip
+                                 ensemble=ensemble, space=int(space) if space else None,
+                                 new_frames=new_frames)  # fmt: skip
         scale = upscaler.space
     elif space:
         scale = int(space)

@@ -55,6 +55,14 @@ def video_options(fn=None, *, only: tuple[str, ...] | None = None):
             show_default=True,
             help="Two-stream models: ts interpolates LR frames then upsamples, st upsamples then interpolates.",
         ),
+        "new-frames": click.option(
+            "--new-frames",
+            type=click.Choice(["auto", "joint", "warped"]),
+            default="auto",
+            show_default=True,
+            help="How new frames are made: warped (the two upsampled frames around each, moved by the flow) or joint "
+            "(STVUN's space-time decoder, as in the paper). auto: warped for weights with a classical flow.",
+        ),
         "time-mode": click.option(
             "--time-mode",
             type=click.Choice(["recursive", "direct"]),

@@ -22,7 +22,8 @@ is 0 for an output on the right grid.
 
 Methods (names for ``methods``; they live in :mod:`stvup.evaluation.methods`):
 
-* ``stvup``: the model through :class:`~stvup.upscaling.pipeline.Upscaler`, exactly as ``stvup upscale`` runs it.
+* ``stvup``: the model through :class:`~stvup.upscaling.pipeline.Upscaler`, exactly as ``stvup upscale`` runs it
+  (new frames warped or from the joint decoder, as the upscaler's ``new_frames`` says).
 * ``bicubic``: bicubic ×scale of each input; new frames are the average of their two neighbours (frame blending).
 * ``bicubic-aligned``: the same, but sampling the LR frame where the DUF degradation took each LR pixel from (LR
   pixel i sits on HR pixel scale·i, not on the centre of an HR block): the fairest classical baseline, since plain
@@ -31,8 +32,9 @@ Methods (names for ``methods``; they live in :mod:`stvup.evaluation.methods`):
 * ``ts``, ``st`` and ``avg`` (two-stream models): each stream of the second paper's network, and the mean of
   their scores (its Table 1 reports both streams and their average).
 * ``v-f`` and ``f-v``: the paper's sequential baselines built from the same model's parts. V→F upsamples every
-  input with the spatial path, then interpolates the HR frames with the model's PWC-Net flows (Eqs. 4 and 6 on
-  pixels); F→V interpolates the LR frames first (Eq. 6) and then upsamples the doubled sequence.
+  input with the spatial path, then interpolates the HR frames with the model's flow estimated on them (PWC-Net, or
+  the classical flow; Eqs. 4 and 6 on pixels); F→V interpolates the LR frames first (Eq. 6) and then upsamples the
+  doubled sequence.
 """
 
 from __future__ import annotations
@@ -59,12 +61,12 @@ METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v", "ts", 
 DEFAULT_METHODS = ("stvup", "bicubic", "bicubic-aligned", "ffmpeg", "v-f", "f-v")
 TWO_STREAM_METHODS = ("ts", "st", "avg", "bicubic", "bicubic-aligned", "ffmpeg")
 LABELS = {
-    "stvup": "stvup (joint STVUN)",
+    "stvup": "stvup (as stvup upscale runs it)",
     "bicubic": "bicubic + frame blending",
     "bicubic-aligned": "bicubic on the DUF grid + frame blending",
     "ffmpeg": "FFmpeg lanczos + minterpolate",
-    "v-f": "V→F (STVUN spatial, then PWC-Net interpolation)",
-    "f-v": "F→V (PWC-Net interpolation, then STVUN spatial)",
+    "v-f": "V→F (STVUN spatial, then interpolation with the model's flow on the HR frames)",
+    "f-v": "F→V (interpolation with the model's flow, then STVUN spatial)",
     "ts": "two-stream F_T→S",
     "st": "two-stream F_S→T",
     "avg": "two-stream, mean of both streams",

@@ -41,6 +41,7 @@ def load_upscaler(
     compile: str = "auto",
     memory_format: str = "auto",
     ensemble: int = 1,
+    new_frames: str = "auto",
 ) -> Upscaler:
     """Builds the model for ``weights`` (default: the shipped weights; a shipped name such as ``"paper"`` or a
     path; for ``space=2`` their ×2 network if one sits beside them, :func:`x2_sibling`), loads them strictly and wraps
@@ -51,7 +52,8 @@ def load_upscaler(
     checkpoint whose modules are read from the file. ``stream`` / ``time_mode``: how a two-stream network makes
     new frames (:class:`~stvup.upscaling.pipeline.Upscaler`); ``compile`` and ``memory_format`` only change speed
     (:mod:`stvup.upscaling.acceleration`); ``ensemble`` (1, 2, 4, 8) averages that many mirrored runs
-    (:mod:`stvup.upscaling.ensemble`). There is no random-weight fallback: with no weights and no
+    (:mod:`stvup.upscaling.ensemble`). ``new_frames``: how new frames are made (:mod:`stvup.upscaling.warped`;
+    ``auto``: warped for weights with a classical flow). There is no random-weight fallback: with no weights and no
     shipped default, this raises a :class:`~stvup.errors.UsageError` that says what to pass.
     """
     if weights is None:
@@ -75,7 +77,7 @@ def load_upscaler(
     load_weights(net, state)
     upscaler = Upscaler(net, device=device, precision=precision, space=space, tile=tile, stream=stream,
                         time_mode=time_mode, compile=compile, memory_format=memory_format, ensemble=ensemble,
-                        grid=weights_grid(weights))  # fmt: skip
+                        grid=weights_grid(weights), new_frames=new_frames)  # fmt: skip
     upscaler.weights_path = weights
     if upscaler.space < net.scale:
         upscaler.notes.append(f"--space {upscaler.space}: {weights.name} has no ×{upscaler.space} network, so it ran "

@@ -22,12 +22,13 @@ from .ensemble import ensemble_transforms
 from .shots import DEFAULT_THRESHOLD
 from .sizes import parse_target, plan_target
 from .timing import parse_rate, parse_time_factor
+from .warped import NEW_FRAMES
 
 __all__ = ["MODEL_FIELDS", "UpscaleOptions"]
 
 #: The fields that choose and place the network (:func:`stvup.upscaling.loader.load_upscaler`'s arguments).
 MODEL_FIELDS = ("weights", "model", "device", "precision", "space", "tile", "stream", "time_mode", "compile",
-                "ensemble")  # fmt: skip
+                "ensemble", "new_frames")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class UpscaleOptions:
     The network: ``weights`` (a path or shipped name; None: the default), ``model`` (the variant, when the file
     cannot say), ``device``, ``precision``, ``space`` (2 or 4) or ``to`` (an output height, ``"4k"``:
     :mod:`stvup.upscaling.sizes`), ``tile``, ``stream`` / ``time_mode`` (two-stream
-    networks), ``compile``, ``ensemble`` (1, 2, 4, 8). Time: ``time`` (a factor: 2, 4, 2.5, "5/2") or ``fps`` (a
+    networks), ``compile``, ``ensemble`` (1, 2, 4, 8), ``new_frames`` (auto, joint, warped:
+    :mod:`stvup.upscaling.warped`). Time: ``time`` (a factor: 2, 4, 2.5, "5/2") or ``fps`` (a
     target rate), ``input_fps`` (for frame folders). The encoder: ``codec``, ``crf``, ``preset``, ``pix_fmt``. The
     input: ``scene_threshold`` (None: no scene detection), ``start`` / ``duration`` (a span), ``deinterlace``
     (auto, on, off) and ``deinterlace_rate`` (frame, field). The output: ``overwrite``, ``resume``,
@@ -55,6 +57,7 @@ class UpscaleOptions:
     time_mode: str = "recursive"
     compile: str = "auto"
     ensemble: int = 1
+    new_frames: str = "auto"
     time: str | float | Fraction | None = None
     fps: str | float | Fraction | None = None
     input_fps: str | float | Fraction = 25
@@ -86,6 +89,8 @@ class UpscaleOptions:
         if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold <= 1):
             raise UsageError(f"--scene-threshold must be a number in (0, 1], got {threshold!r}")
         ensemble_transforms(self.ensemble)  # the sizes the ensemble has, with its own message
+        if self.new_frames not in NEW_FRAMES:
+            raise UsageError(f"--new-frames must be one of {', '.join(NEW_FRAMES)}, got {self.new_frames!r}")
         if self.space is not None and self.space not in (2, 4):
             raise UsageError(f"--space must be 2 or 4, got {self.space}")
         if self.to is not None:

@@ -60,6 +60,7 @@ from .tiling import (
     to_float,
 )
 from .timing import times_in_interval
+from .warped import NEW_FRAMES, upsample_flows, warp_outputs
 
 __all__ = ["OutputFrame", "Upscaler", "reflect"]
 
@@ -124,7 +125,17 @@ class Upscaler:
         compile: str = "auto",
         ensemble: int = 1,
         grid: str = "duf",
+        new_frames: str = "auto",
     ) -> None:
+        if new_frames not in NEW_FRAMES:
+            raise UsageError(f"unknown --new-frames {new_frames!r}; use {', '.join(NEW_FRAMES)}")
+        if new_frames == "warped" and not isinstance(model, STVUN):
+            raise UsageError("--new-frames warped needs an STVUN network; a two-stream one makes its own")
+        if new_frames == "auto":
+            classical = isinstance(model, STVUN) and model.classical_flow is not None
+            new_frames = "warped" if classical else "joint"
+        #: ``joint`` (STVUN's space-time decoder) or ``warped`` (:mod:`stvup.upscaling.warped`).
+        self.new_frames = new_frames
         if grid not in GRIDS:
             raise UsageError(f"unknown pixel grid {grid!r}; use {' or '.join(GRIDS)}")
         self.grid = grid
@@ -192,12 +203,14 @@ class Upscaler:
             count = self._planned[2] if self._planned is not None and self._planned[:2] == (height, width) else 2
         if self._planned != (height, width, count):
             budget = memory_budget(self.device)
+            # Warped new frames keep up to three upsampled frames besides the window's outputs.
+            frames = count + 2 if self.new_frames == "warped" else count
             cached = len(self.ensemble) * self._cached_bytes(height, width)
             self.keep_features = cached <= budget // 3
             if self.auto_tile:
                 name = getattr(getattr(self.model, "config", None), "name", "two-stream")
                 self.tile = choose_tile(height, width, name, self.precision, budget - cached * self.keep_features,
-                                        self.model.scale, self.model.size_multiple, count=count,
+                                        self.model.scale, self.model.size_multiple, count=frames,
                                         unshuffle=getattr(self.model, "unshuffle", 1))  # fmt: skip
             self._planned = (height, width, count)
         return self.tile
@@ -282,6 +295,8 @@ class Upscaler:
                     self.overlap, self.stream_name, self.time_mode)  # fmt: skip
         if self.target is not None:  # earlier journals had no target: their fingerprints stay
             settings += (self.target,)
+        if self.new_frames == "warped":
+            settings += ("warped",)
         if len(self.ensemble) > 1:  # an ensemble-free run keeps the fingerprint that earlier runs' journals hold
             settings += (len(self.ensemble),) if self.grid == "duf" else (len(self.ensemble), self.grid)
         blend = getattr(getattr(self.model, "config", None), "time_blend", "mean")
@@ -463,6 +478,36 @@ class Upscaler:
         made = iter(net.between(x3, x4, between, stream=self.stream_name, time_mode=self.time_mode, hr=pair))
         return [h3 if t == 0 else next(made) for t in times]
 
+    def _warped(
+        self,
+        i: int,
+        following: int,
+        times: list[float],
+        window: Callable[[int], list[int]],
+        buf: dict[int, tuple[torch.Tensor, Fraction]],
+        cache: dict,
+        kept: dict[int, torch.Tensor],
+    ) -> list[torch.Tensor]:
+        """Outputs of window ``i`` with warped new frames (:mod:`stvup.upscaling.warped`): the upsampled frame ``i``
+        for ``t = 0``, and for each later ``t`` the frame warped from it and from the upsampled frame ``following``
+        (``i + 1``, or its mirror at a clip's end) with the network's flow between the two input frames. Each
+        upsampled frame is made once, by its own window, and kept for the next."""
+
+        def upsampled(c: int) -> torch.Tensor:
+            if c not in kept:
+                ids = window(c)
+                kept[c] = self._window([buf[j][0] for j in ids], ids, cache, [0.0])[0]
+            return kept[c]
+
+        a = upsampled(i)
+        if all(t == 0 for t in times):
+            return [a for _ in times]
+        b = upsampled(following)
+        with torch.inference_mode():
+            flows = upsample_flows(self._net().estimate_flows(buf[i][0], buf[following][0]), self.model.scale)
+        blend = self.model.config.time_blend
+        return [a if t == 0 else warp_outputs(a, b, flows, t, blend) for t in times]
+
     # -- streams ---------------------------------------------------------------------------------------------------
 
     def stream(
@@ -493,6 +538,11 @@ class Upscaler:
         detect = ShotDetector(scene_threshold) if scene_threshold is not None else None
         buf: dict[int, tuple[torch.Tensor, Fraction]] = {}
         cache: dict[tuple[int, int], list[torch.Tensor]] = {}
+        kept: dict[int, torch.Tensor] = {}  # warped new frames: the upsampled input frames they are made from
+        warped = self.new_frames == "warped"
+        # Window i needs frames up to i + 3; warped new frames after frame i also need the upsampled frame i + 1,
+        # whose window reaches i + 4.
+        ahead = HALF + 1 if warped else HALF
         starts = [0]  # first frames of the shots found so far
         carried: list[int] = []  # output frames after a cut that copy the next shot's first frame
         ended = False  # ``stop`` reached
@@ -525,13 +575,23 @@ class Upscaler:
                 wanted = [(j, t) for j, t in wanted if j < stop]
             wanted = [(j, t) for j, t in wanted if j >= skip]
             if wanted:
-                # Window i mirrors at its shot's ends; before the clip's end is known, i + 3 < n, so every frame it
-                # needs (and every cut among them) has been read.
+                # Window i mirrors at its shot's ends; before the clip's end is known, i + 3 < n (i + 4 for warped
+                # new frames), so every frame it needs (and every cut among them) has been read.
                 first, end = shot(i, count)
-                ids = [first + reflect(i + d - first, end - first) for d in range(-HALF, HALF + 1)]
-                outs = self._window([buf[j][0] for j in ids], ids, cache, [float(t) for _, t in wanted])
+
+                def window(c: int) -> list[int]:
+                    return [first + reflect(c + d - first, end - first) for d in range(-HALF, HALF + 1)]
+
+                ids = window(i)
+                times = [float(t) for _, t in wanted]
+                if warped:
+                    outs = self._warped(i, ids[HALF + 1], times, window, buf, cache, kept)
+                else:
+                    outs = self._window([buf[j][0] for j in ids], ids, cache, times)
                 for (j, t), y in zip(wanted, outs):
                     yield OutputFrame(j, self._finish(y, *size, deep), i, t)
+            for key in [key for key in kept if key <= i - 2]:
+                del kept[key]
             for key in [key for key in cache if key[0] <= i - HALF]:
                 del cache[key]
             for key in [key for key in buf if key <= i - HALF]:
@@ -552,9 +612,9 @@ class Upscaler:
             n += 1
             if on_frame is not None:
                 on_frame(n - 1)
-            # Window i needs frames up to i + 3 (and i + 1 for its end time); before the clip's end is known,
-            # mirrored indices are only needed at the start, where they point at frames already read.
-            while done + HALF < n and not ended:
+            # Window i needs frames up to i + 3 (and i + 1 for its end time; i + 4 for warped new frames); before the
+            # clip's end is known, mirrored indices are only needed at the start, where they point at frames read.
+            while done + ahead < n and not ended:
                 yield from run(done, None)
                 done += 1
             if ended:

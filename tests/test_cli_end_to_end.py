@@ -136,7 +136,8 @@ def test_info_shows_its_tables_and_a_videos_facts(clips, weights, tmp_path, monk
     assert re.search(r"^devices: cpu \(--precision auto: (fp32|bf16)\)", text, re.M), text
     assert re.search(r"^│ stvun +│ ×4 +│ 30,882,276 +│", text, re.M), text  # the models' table
     assert re.search(r"^│ espcn-tiny +│ spatial +│", text, re.M), text  # the two-stream modules' table
-    assert f"weights: {shipped / 'default.safetensors'} (default), stvun-tiny, duf grid, 1.2 MB" in lines, text
+    shown = f"weights: {shipped / 'default.safetensors'} (default), stvun-tiny, duf grid, pwc flow, 1.2 MB"
+    assert shown in lines, text
     assert re.search(r"^compiling \(--compile auto\): .*, \d+ shapes compiled$", text, re.M), text
     facts = _ok("info", clips["ntsc"]).stdout.splitlines()
     for line in ("kind: video", "codec: h264", "size: 64x48", "rate: 24000/1001", "frames: 12", "audio streams: 1"):

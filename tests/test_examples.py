@@ -43,9 +43,13 @@ def test_examples_run(tmp_path, tiny_weights, capsys):
     assert (tmp_path / "out" / "sample.mp4").is_file()
 
     hr = tmp_path / "hr.mp4"
-    _load("make_sample_clip").make_sample_clip(str(hr), width=192, height=128, frames=6)
-    _load("readme_picture").main([str(hr), str(tmp_path / "p.png"), "--at", "0", "--weights", tiny_weights])
-    assert (tmp_path / "p.png").stat().st_size > 1000
+    _load("make_sample_clip").make_sample_clip(str(hr), width=192, height=128, frames=16)
+    _load("readme_picture").main([str(hr), str(tmp_path / "p.png"), "--frame", "7", "--crop", "64x48+8+8",
+                                  "--weights", tiny_weights])  # fmt: skip
+    import cv2
+
+    picture = cv2.imread(str(tmp_path / "p.png"))
+    assert picture.shape == (48, 4 * 64 + 3 * 4, 3)  # bicubic, FFmpeg, stvup and the truth, side by side
 
     capsys.readouterr()
     _load("benchmark").main(["--size", "64x32", "--frames", "2", "--weights", tiny_weights])

@@ -91,6 +91,9 @@ def test_classical_flow_finds_a_sub_pixel_shift_in_both_directions():
 
 def test_flow_names_are_checked():
     assert check_flow_name("pwc") == "pwc" and classical_flow("dis-fast-x2") == ClassicalFlow("fast", 2)
+    # ×k counts on the grid the body works on: a ×2 network that unshuffles by 2 runs DIS on its input at ×k/2.
+    assert build_model("stvun-tiny-x2", flow="dis-medium-x2").classical_flow == ClassicalFlow("medium", 1)
+    assert build_model("stvun-tiny", flow="dis-medium-x2").classical_flow == ClassicalFlow("medium", 2)
     with pytest.raises(ValueError, match="unknown flow"):
         check_flow_name("dis-slow-x3")
     with pytest.raises(ValueError, match="unknown flow"):

@@ -38,6 +38,12 @@ def test_warping_in_blocks_of_rows_is_warping_the_whole_frame(t):
     whole = blend_pair(backward_warp(a, ft_a), backward_warp(b, ft_b), t, "linear")
     for rows in (5, 32, 1000):
         assert float((warp_outputs(a, b, flows, t, "linear", rows) - whole).abs().max()) < 1e-4, rows
+    # LR flows upsampled a block of rows at a time are the whole frame's upsampled flows.
+    lr = (torch.randn(1, 2, 30, 36) * 2, torch.randn(1, 2, 30, 36) * 2)
+    a3, b3 = a[:, :, :, :108], b[:, :, :, :108]
+    upsampled = warp_outputs(a3, b3, upsample_flows(lr, 3), t, "linear", rows=1000)
+    for rows in (4, 17, 64):
+        assert float((warp_outputs(a3, b3, lr, t, "linear", rows, scale=3) - upsampled).abs().max()) < 1e-4, rows
     # Frames stored as 16-bit integers (tiled) come back as such, with the same picture.
     fixed = [(x * FIXED).round().to(torch.int16) for x in (a, b)]
     out = warp_outputs(*fixed, flows, t, "linear", rows=16)

@@ -9,7 +9,7 @@ import torch
 from stvup import __version__
 from stvup.model import MODEL_CONFIGS, STVUN
 from stvup.model.twostream import SPATIAL_MODULES, TEMPORAL_MODULES
-from stvup.model.weights import GRID_KEY, WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
+from stvup.model.weights import FLOW_KEY, GRID_KEY, WEIGHTS_DIR, default_weights_path, read_safetensors_metadata
 from stvup.upscaling.acceleration import compile_summary
 from stvup.upscaling.hardware import resolve_precision
 
@@ -63,6 +63,7 @@ def available_weights() -> list[dict[str, object]]:
                     "path": str(path),
                     "model": meta.get("stvup_model", "?"),
                     "grid": meta.get(GRID_KEY, "duf"),
+                    "flow": meta.get(FLOW_KEY, "pwc"),
                     "megabytes": round(path.stat().st_size / 2**20, 1),
                     "default": default is not None and path == default,
                 }

@@ -91,7 +91,8 @@ def info(input_path: Path | None, as_json: bool) -> None:
     if data["weights"]:
         for w in data["weights"]:
             tag = " (default)" if w["default"] else ""
-            console.print(f"weights: {w['path']}{tag}, {w['model']}, {w['grid']} grid, {w['megabytes']} MB")
+            console.print(f"weights: {w['path']}{tag}, {w['model']}, {w['grid']} grid, {w['flow']} flow, "
+                          f"{w['megabytes']} MB")  # fmt: skip
     else:
         console.print("weights: none shipped yet; pass --weights PATH to upscale (see README)")
     c = data["compiling"]

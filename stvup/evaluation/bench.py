@@ -23,6 +23,7 @@ from stvup.model import build_model
 from stvup.model.weights import default_weights_path, read_safetensors_metadata
 from stvup.upscaling.overlap import run_overlapped
 from stvup.upscaling.pipeline import Upscaler
+from stvup.upscaling.tiling import queue_depth
 from stvup.upscaling.timing import parse_time_factor
 from stvup.video import VideoWriter, iter_frames
 
@@ -122,7 +123,8 @@ def benchmark(
         # wall time per output frame and each stage's figure its busy time; total ≈ model means nothing waits on I/O.
         with iter_frames(src) as stream, VideoWriter(Path(tmp) / "output.mp4", width=out_w, height=out_h,
                                                      rate=rate_out) as w:  # fmt: skip
-            n_out, times = run_overlapped(upscaler, ((f.image, f.time) for f in stream), rate_in, rate_out, w.write)
+            n_out, times = run_overlapped(upscaler, ((f.image, f.time) for f in stream), rate_in, rate_out, w.write,
+                                          depth=queue_depth(out_w * out_h))  # fmt: skip
         # The warm-up's time beyond its frames' steady cost is the one-off cost (compiling, autotuning) that a long
         # job spreads over its frames.
         one_off = max(warmup_s - warm_frames * times.busy["model"] / n_out, 0.0) if warmup_s is not None else 0.0

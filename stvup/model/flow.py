@@ -15,8 +15,9 @@ with:
 * ``dis-<preset>-x<k>``: DIS with OpenCV's ``ultrafast``, ``fast`` or ``medium`` preset, run on the LR frames' luma
   upsampled ×k (1, 2 or 4) by bicubic, and its flow averaged back over each k×k block to LR pixels. DIS's finest
   level works at a fraction of its input, and its patches are 8 or 12 pixels wide, so on LR frames of 100–300 pixels
-  it sees little; upsampling lets it resolve sub-pixel motion of the LR frames. It runs on the CPU whatever device
-  the network is on (two small images a window).
+  it sees little; upsampling lets it resolve sub-pixel motion of the LR frames. ×k is relative to the grid the
+  network's body works on: a ×2 network that unshuffles its input by 2 (``stvun-small-x2``) runs DIS on its input
+  at ×k/2. It runs on the CPU whatever device the network is on (two small images a window).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ features in every window that contains it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,7 +90,10 @@ class STVUN(nn.Module):
             self.pwcnet = PWCNet(config.pwc_pyramid, config.pwc_estimator, config.pwc_context,
                                  config.pwc_max_displacement)  # fmt: skip
         else:
-            self.classical_flow = classical_flow(config.flow)
+            # ×k is relative to the grid the body works on: a network that unshuffles its input by u gets frames u
+            # times finer already (dis-medium-x2 on a ×2 network's 1080p input runs DIS at 1080p, not 4K).
+            flow = classical_flow(config.flow)
+            self.classical_flow = dataclasses.replace(flow, upsample=max(1, flow.upsample // config.unshuffle))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -29,7 +29,7 @@ from .overlap import run_overlapped
 from .pipeline import Upscaler
 from .resume import open_output, work_segment_seconds
 from .sizes import UHD
-from .tiling import estimate_frame_seconds
+from .tiling import estimate_frame_seconds, queue_depth
 from .timing import output_rate, parse_rate
 
 __all__ = ["Progress", "UpscaleOptions", "UpscaleResult", "default_output_path", "job_settings_for", "plan_input",
@@ -161,7 +161,8 @@ def upscale(
         try:
             # Decoder and encoder in their own threads around the model (stvup.upscaling.overlap); same frames, order.
             run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
-                           depth=4 if options.overlap else 0, scene_threshold=options.scene_threshold, skip=resumed,
+                           depth=queue_depth(out_w * out_h) if options.overlap else 0,
+                           scene_threshold=options.scene_threshold, skip=resumed,
                            stop=span.output_frames(rate_out) if span is not None else None,
                            on_cut=lambda i, t: cuts.append((source_frame(i, t), float(t))))  # fmt: skip
         except InputError as exc:

@@ -60,7 +60,7 @@ from .tiling import (
     to_float,
 )
 from .timing import times_in_interval
-from .warped import NEW_FRAMES, upsample_flows, warp_outputs
+from .warped import NEW_FRAMES, warp_outputs
 
 __all__ = ["OutputFrame", "Upscaler", "reflect"]
 
@@ -504,9 +504,9 @@ class Upscaler:
             return [a for _ in times]
         b = upsampled(following)
         with torch.inference_mode():
-            flows = upsample_flows(self._net().estimate_flows(buf[i][0], buf[following][0]), self.model.scale)
+            flows = self._net().estimate_flows(buf[i][0], buf[following][0])
         blend = self.model.config.time_blend
-        return [a if t == 0 else warp_outputs(a, b, flows, t, blend) for t in times]
+        return [a if t == 0 else warp_outputs(a, b, flows, t, blend, scale=self.model.scale) for t in times]
 
     # -- streams ---------------------------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ __all__ = [
     "is_out_of_memory",
     "memory_budget",
     "parse_tile",
+    "queue_depth",
     "ramp_weight",
     "tile_boxes",
     "tile_spans",
@@ -96,16 +97,22 @@ def estimate_bytes(model: str, precision: str, pixels: int, unshuffle: int = 1) 
     return fixed + per_pixel * pixels // unshuffle**2
 
 
-#: Output frames that wait for the video encoder while the next window runs (stvup.upscaling.overlap's queue and the
-#: encoder's own frame), counted at 3 bytes an output pixel.
-QUEUED = 5
+#: Output frames that may wait for the video encoder while the next window runs (stvup.upscaling.overlap's queue),
+#: and the bytes such frames may take at most: an 8K frame is 100 MB, so its queue is shorter (:func:`queue_depth`).
+QUEUED, QUEUE_BYTES = 4, 200 << 20
+
+
+def queue_depth(output_pixels: int) -> int:
+    """How many 8-bit output frames of ``output_pixels`` the queue to the encoder holds: :data:`QUEUED`, fewer
+    where they would take more than :data:`QUEUE_BYTES` (two at 8K), at least one."""
+    return max(1, min(QUEUED, QUEUE_BYTES // max(1, 3 * output_pixels)))
 
 
 def frames_bytes(output_pixels: int, count: int, tiled: bool) -> int:
     """What a window's finished output frames take, whatever the tile: ``count`` frames of ``output_pixels``, held
     as 16-bit integers when tiled (:class:`TileCanvas`) or as floats when whole, plus the frames queued for the
-    encoder (8-bit)."""
-    return output_pixels * (count * 3 * (2 if tiled else 4) + QUEUED * 3)
+    encoder and the one it encodes (8-bit)."""
+    return output_pixels * (count * 3 * (2 if tiled else 4) + (queue_depth(output_pixels) + 1) * 3)
 
 
 def band_bytes(tile: int, width: int, scale: int, count: int) -> int:
@@ -148,14 +155,16 @@ def choose_tile(
     halving the tile on running out (:class:`~stvup.upscaling.pipeline.Upscaler`)."""
     out_pixels = height * width * scale * scale
     whole = height * width
+    # A network that unshuffles its input works on 1/u of each side: its tiles and whole frames are counted on the
+    # grid it works on, where the overlap costs what it costs the ×4 network.
     if (
-        whole <= WHOLE
+        whole <= WHOLE * unshuffle**2
         and estimate_bytes(model, precision, whole, unshuffle) + frames_bytes(out_pixels, count, False) <= budget
     ):
         return None
     left = budget - frames_bytes(out_pixels, count, True)
     floor = 4 * multiple
-    tile = min(SWEET, -(-max(height, width) // multiple) * multiple)
+    tile = min(SWEET * unshuffle, -(-max(height, width) // multiple) * multiple)
     while tile > floor and estimate_bytes(model, precision, tile * tile, unshuffle) + band_bytes(
         tile, width, scale, count
     ) > left:  # fmt: skip

@@ -37,6 +37,19 @@ def upsample_flows(flows: tuple[torch.Tensor, torch.Tensor], scale: int) -> tupl
                  for f in flows)  # type: ignore[return-value]  # fmt: skip
 
 
+def _flow_rows(flow: torch.Tensor, scale: int, r0: int, r1: int) -> torch.Tensor:
+    """Rows ``[r0, r1)`` of :func:`upsample_flows` of an LR flow, made from the LR rows they need (and one more each
+    way, so that the bilinear upsampling sees the same neighbours as on the whole frame)."""
+    if scale == 1:
+        return flow[:, :, r0:r1].float()
+    h = flow.shape[2]
+    lo, hi = max(0, r0 // scale - 1), min(h, -(-r1 // scale) + 1)
+    up = F.interpolate(flow[:, :, lo:hi].float(), scale_factor=scale, mode="bilinear", align_corners=False) * scale
+    # On a block, bilinear upsampling clamps at the block's own edge; that edge is a whole frame edge or at least
+    # one LR row (``scale`` output rows) away from the rows kept, beyond the interpolation's reach.
+    return up[:, :, r0 - lo * scale : r1 - lo * scale]
+
+
 def warp_outputs(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -44,17 +57,20 @@ def warp_outputs(
     t: float,
     blend: str = "linear",
     rows: int = 256,
+    scale: int = 1,
 ) -> torch.Tensor:
     """The frame at ``T_in = t`` between upsampled frames ``a`` and ``b`` (``(1, 3, H, W)``, float or
-    :data:`~stvup.upscaling.tiling.FIXED` int16), from the flows ``(f_a→b, f_b→a)`` on their grid (output pixels):
-    Eq. 4 gives the flows from ``t`` to each, Eq. 6 blends the two warped frames (``blend``: ``linear``, weights
-    ``1 − t`` and ``t``, or ``mean``). Same dtype as ``a``; computed ``rows`` rows at a time."""
+    :data:`~stvup.upscaling.tiling.FIXED` int16), from the flows ``(f_a→b, f_b→a)``: on the frames' grid (output
+    pixels), or with ``scale`` > 1 LR flows that many times coarser, upsampled a block of rows at a time as
+    :func:`upsample_flows` would (an 8K frame's flows would take 0.5 GB whole). Eq. 4 gives the flows from ``t`` to
+    each frame, Eq. 6 blends the two warped frames (``blend``: ``linear``, weights ``1 − t`` and ``t``, or ``mean``).
+    Same dtype as ``a``; computed ``rows`` rows at a time."""
     _, _, h, w = a.shape
     out = torch.empty_like(a)
     f_ab, f_ba = flows
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
-        ft_a, ft_b = intermediate_flows(f_ab[:, :, r0:r1].float(), f_ba[:, :, r0:r1].float(), t)
+        ft_a, ft_b = intermediate_flows(_flow_rows(f_ab, scale, r0, r1), _flow_rows(f_ba, scale, r0, r1), t)
         warped = [_warp_rows(src, ft, r0, h) for src, ft in ((a, ft_a), (b, ft_b))]
         value = blend_pair(warped[0], warped[1], t, blend)
         if a.dtype == torch.int16:

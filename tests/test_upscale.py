@@ -414,6 +414,7 @@ def test_info_lists_versions_devices_models_and_weights(weights, tmp_path, monke
             "path": str(shipped / "default.safetensors"),
             "model": "stvun-tiny",
             "grid": "duf",
+            "flow": "pwc",
             "megabytes": 1.2,
             "default": True,
         }

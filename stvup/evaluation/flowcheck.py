@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from stvup.data.degrade import compress_clip, quantize, reduce
-from stvup.model.pwcnet import backward_warp
-from stvup.model.stvun import blend_pair, intermediate_flows
+from stvup.upscaling.warped import warp_outputs
 
 __all__ = [
     "BINS",
@@ -389,9 +388,7 @@ def _interpolation_psnr(
     scores = []
     for first, middle, last in triplets:
         x_a, x_b = degrade_pair(first, last, scale, crf)
-        f_ab, f_ba = _padded(fn, multiple)(x_a, x_b)
-        ft_a, ft_b = intermediate_flows(f_ab, f_ba, 0.5)
-        made = blend_pair(backward_warp(x_a.float(), ft_a), backward_warp(x_b.float(), ft_b), 0.5, "mean")
+        made = warp_outputs(x_a.float(), x_b.float(), _padded(fn, multiple)(x_a, x_b), 0.5, "mean")
         image = ((made[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).numpy()
         hr = torch.from_numpy(middle).permute(2, 0, 1).float()[None] / 255
         truth = (quantize(reduce(hr, scale, "bicubic"))[0].permute(1, 2, 0) * 255).numpy()

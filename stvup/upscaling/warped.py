@@ -30,11 +30,14 @@ __all__ = ["NEW_FRAMES", "upsample_flows", "warp_outputs"]
 NEW_FRAMES = ("auto", "joint", "warped")
 
 
+def _upsample(flow: torch.Tensor, scale: int) -> torch.Tensor:
+    return F.interpolate(flow.float(), scale_factor=scale, mode="bilinear", align_corners=False) * scale
+
+
 def upsample_flows(flows: tuple[torch.Tensor, torch.Tensor], scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """LR-pixel flows ``(b, 2, h, w)`` on the grid ``scale`` times finer, in its pixels (bilinear, half-pixel
     centres, the same grid the network's outputs are on)."""
-    return tuple(F.interpolate(f.float(), scale_factor=scale, mode="bilinear", align_corners=False) * scale
-                 for f in flows)  # type: ignore[return-value]  # fmt: skip
+    return _upsample(flows[0], scale), _upsample(flows[1], scale)
 
 
 def _flow_rows(flow: torch.Tensor, scale: int, r0: int, r1: int) -> torch.Tensor:
@@ -44,7 +47,7 @@ def _flow_rows(flow: torch.Tensor, scale: int, r0: int, r1: int) -> torch.Tensor
         return flow[:, :, r0:r1].float()
     h = flow.shape[2]
     lo, hi = max(0, r0 // scale - 1), min(h, -(-r1 // scale) + 1)
-    up = F.interpolate(flow[:, :, lo:hi].float(), scale_factor=scale, mode="bilinear", align_corners=False) * scale
+    up = _upsample(flow[:, :, lo:hi], scale)
     # On a block, bilinear upsampling clamps at the block's own edge; that edge is a whole frame edge or at least
     # one LR row (``scale`` output rows) away from the rows kept, beyond the interpolation's reach.
     return up[:, :, r0 - lo * scale : r1 - lo * scale]

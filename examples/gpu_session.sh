@@ -10,7 +10,8 @@
 #   KIT, RUN, WHEELS  the kit folder, the run folder on the machine, and the folder of wheels to install there
 #   TRAIN_MINUTES  training time of the chunk (3.5: the whole call then takes about 9.5 minutes on an H200)
 #   DEVICE, MODEL  the device and network that `stvup bench` and examples/speed_variants.py time
-#   BENCHES        `stvup bench` runs, each PRECISION:COMPILE:SIZE (issue 42: eager against CUDA graphs, two sizes)
+#   BENCHES        `stvup bench` runs, each PRECISION:COMPILE:SIZE (issue 42: eager against CUDA graphs, two sizes;
+#                  empty: none)
 #   SIZE           the output size examples/speed_variants.py times
 #   TESTS          pytest -k expression of the tests to run (empty: none); the default leaves out tests/test_kit.py's
 #                  dry run of this script, which would otherwise run the script again inside its own tests stage
@@ -21,9 +22,9 @@ set -u
 : "${OUT:?OUT must name the folder whose files come back}"
 : "${KIT:=.kit}" "${RUN:=runs/gpu}" "${WHEELS:=.whl}" "${TRAIN_MINUTES:=3.5}"
 : "${DEVICE:=cuda}" "${MODEL:=stvun}" "${SIZE:=960x540}" "${PYTHON:=python3}"
-: "${BENCHES:=bf16:off:960x540 bf16:cuda-graphs:960x540 fp16:off:960x540 fp16:cuda-graphs:960x540 \
+: "${BENCHES=bf16:off:960x540 bf16:cuda-graphs:960x540 fp16:off:960x540 fp16:cuda-graphs:960x540 \
 bf16:off:1920x1080 bf16:cuda-graphs:1920x1080 fp16:cuda-graphs:1920x1080 fp32:off:960x540}"
-: "${TESTS:=(cuda or gpu) and not gpu_session_script}" "${VARIANTS:=--compile off,cuda-graphs --precisions bf16,fp16}"
+: "${TESTS=(cuda or gpu) and not gpu_session_script}" "${VARIANTS:=--compile off,cuda-graphs --precisions bf16,fp16}"
 : "${LIMIT_SCALE:=1}"
 export PYTHONUNBUFFERED=1
 log="$OUT/log.txt"
@@ -42,11 +43,9 @@ stage() {  # stage NAME SECONDS COMMAND...: run under a limit (times LIMIT_SCALE
   "$PYTHON" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"
 } >>"$log" 2>&1
 
-# The chunk needs no PyAV (the pack is read with OpenCV); the limit leaves a minute for start-up and the shards.
-stage train $(awk "BEGIN { print int($TRAIN_MINUTES * 60 + 60) }") \
-  "$PYTHON" -m stvup kit chunk --kit "$KIT" --run "$RUN" --out "$OUT" --minutes "$TRAIN_MINUTES" --device "$DEVICE"
-
-# The rest reads and writes video: PyAV's wheel travels in $WHEELS where the machine lacks it.
+# PyAV's wheel travels in $WHEELS where the machine lacks it, and goes in first: the kit's presets train on the
+# real-video mix, whose compression (H.264, MPEG-2, 4:2:0) runs through PyAV, and the tests and benches read and
+# write video. The pack itself is read with OpenCV.
 if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$WHEELS"/*.whl >>"$log" 2>&1
@@ -54,6 +53,11 @@ if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # examples/ import stvup from the working tree
 fi
+
+# The chunk's limit leaves a minute for start-up and the shards.
+stage train $(awk "BEGIN { print int($TRAIN_MINUTES * 60 + 60) }") \
+  "$PYTHON" -m stvup kit chunk --kit "$KIT" --run "$RUN" --out "$OUT" --minutes "$TRAIN_MINUTES" --device "$DEVICE"
+
 if [ -n "$TESTS" ]; then
   # -rfEsp: each selected test's outcome by name (failed, error, skipped or passed), for the log and its readers.
   stage tests 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rfEsp tests -k "$TESTS"

@@ -178,14 +178,34 @@ def test_chunk_errors_are_one_line(tmp_path):
     assert res.exit_code == 1 and res.output.startswith("error: ") and res.output.count("\n") == 1
 
 
-def test_default_settings_are_a_valid_run_that_keeps_the_shipped_flow():
-    from stvup.cli.kit import DEFAULT_SETTINGS
+@pytest.mark.parametrize("preset", ["default", "x2"])
+def test_presets_are_runs_that_start_from_the_shipped_weights(preset):
+    # The network each preset names is built as the training loop builds it and takes the preset's init strictly
+    # (the old default named a PWC-Net that the shipped weights no longer have: it stopped a GPU session's first
+    # chunk at its first line); its inputs are the shipped default's real-video mix.
+    from stvup.data.degrade import REAL_VIDEO
+    from stvup.kit.presets import PRESETS
+    from stvup.training.loop import _prepare_model
     from stvup.training.runs import TrainConfig
 
-    cfg = TrainConfig(data=[], **DEFAULT_SETTINGS)
-    assert cfg.freeze_flow and not cfg.flow_reset and cfg.flow_steps == 0
-    assert cfg.ema_decay == 0.998  # the weights that come back are the moving average (measured better on CPU)
-    assert (Path(__file__).resolve().parents[1] / cfg.init).is_file()  # the kit carries the shipped weights
+    repo = Path(__file__).resolve().parents[1]
+    settings = PRESETS[preset]
+    cfg = TrainConfig(data=[], **{**settings, "init": str(repo / settings["init"])})
+    model, ema = _prepare_model(cfg, None, torch.device("cpu"))
+    assert model.config.flow == "dis-medium-x2" and ema is not None
+    assert cfg.degradation == REAL_VIDEO, cfg.degradation
+    if preset == "x2":  # ×2 from the ×4 weights, stage 1 only (its new frames are warped from its kept ones)
+        assert model.scale == 2 and model.unshuffle == 2 and cfg.steps == 0 and cfg.pretrain_steps > 0
+
+
+def test_pack_writes_the_preset_it_is_given(tmp_path, footage):
+    from stvup.kit.presets import PRESETS
+
+    res = CliRunner().invoke(cli, ["kit", "pack", str(footage), "--out", str(tmp_path / "kit"), "--budget", "1",
+                                   "--max-side", "96", "--preset", "x2", "--set", "batch_size=4"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    written = json.loads((tmp_path / "kit" / "train.json").read_text())
+    assert written == {**PRESETS["x2"], "batch_size": 4}
 
 
 def test_gpu_session_script_dry_run(tmp_path, footage):
@@ -236,7 +256,7 @@ def test_gpu_session_script_leaves_its_own_dry_run_out_of_its_tests():
     """The script's default test selection runs the CUDA tests and not the dry run above, which would run the whole
     script again, inside its own tests stage, on the GPU machine."""
     repo = Path(__file__).resolve().parents[1]
-    default = re.search(r'"\$\{TESTS:=([^}]*)\}"', (repo / "examples" / "gpu_session.sh").read_text())
+    default = re.search(r'"\$\{TESTS=([^}]*)\}"', (repo / "examples" / "gpu_session.sh").read_text())
     assert default, "the script no longer sets a default TESTS"
     res = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                           "tests/test_kit.py", "tests/test_cuda.py", "-k", default[1]],
@@ -245,3 +265,10 @@ def test_gpu_session_script_leaves_its_own_dry_run_out_of_its_tests():
     assert res.returncode == 0, res.stdout + res.stderr
     assert "test_cuda_training_steps" in selected and "test_cuda_upscale_matches_the_cpu" in selected, selected
     assert not any(name.startswith("test_gpu_session_script") for name in selected), selected
+
+
+def test_gpu_session_installs_pyav_before_the_chunk_trains():
+    # The presets' real-video mix compresses through PyAV, which the GPU machine has only from the carried wheel:
+    # a chunk started before the install stops at its first line (the dry run above carries no wheel to show it).
+    script = (Path(__file__).resolve().parents[1] / "examples" / "gpu_session.sh").read_text()
+    assert script.index("pip install") < script.index("stvup kit chunk") < script.index("-m pytest")

@@ -11,34 +11,7 @@ from pathlib import Path
 
 import click
 
-#: Run settings that ``stvup kit pack`` records unless told otherwise: stvun-small from the shipped weights, stage 2
-#: with the paper's batch size and patches that a GPU affords, PWC-Net kept as shipped. On CPU, stage 2 on crops that
-#: fill PWC-Net's input pulled the flow away from whole frames within 200 steps (Vid4 new frames −0.24 dB at 64-pixel
-#: patches), and freezing it kept all but 0.05 dB (README, "Flow resolution, measured on CPU"); a session's minutes
-#: of GPU time could not relearn a reset flow. ``--set flow_reset=true --set flow_steps=2000 --set freeze_flow=false``
-#: gives the paper's way (a fresh flow, pre-trained, then trained jointly). The weights that come back are the run's
-#: moving average (``ema_decay``), which on CPU (run W) scored +0.02 / +0.01 dB (Vid4 kept / new) and +0.04 / +0.09
-#: (Vimeo) over the same run's last weights (weights/README.md); its decay 0.998 (a memory of about 500 steps) suits
-#: a GPU session, which trains about 2,000 steps (4 a second on an H200; the 0.998 run is the fourteenth weights).
-DEFAULT_SETTINGS = {
-    "model": "stvun-small",
-    "init": "weights/default.safetensors",
-    "flow_reset": False,
-    "flow_steps": 0,
-    "flow_patch": 96,
-    "flow_lr": 3e-4,
-    "freeze_flow": True,
-    "pretrain_steps": 0,
-    "steps": 30000,
-    "batch_size": 32,
-    "patch": 32,
-    "patch2": 64,
-    "lr2": 5e-5,
-    "lr_halve_every": 10000,
-    "ema_decay": 0.998,
-    "checkpoint_every": 500,
-    "log_every": 50,
-}
+from stvup.kit.presets import PRESETS
 
 
 @click.group()
@@ -54,16 +27,18 @@ def kit() -> None:
 @click.option("--crf", type=click.IntRange(0, 51), default=14, help="H.264 quality of the segments (lower: better).")
 @click.option("--max-side", type=click.IntRange(min=64), default=512, help="Crop segments to at most this a side.")
 @click.option("--segment", type=click.IntRange(min=13), default=48, help="Most frames per segment.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+              help="The run: default (the shipped weights, continued) or x2 (their ×2 network, issue 47).")  # fmt: skip
 @click.option("--settings", "settings_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="JSON file of training settings (TrainConfig fields) instead of the kit's defaults.")  # fmt: skip
+              help="JSON file of training settings (TrainConfig fields) instead of the preset.")  # fmt: skip
 @click.option("--set", "overrides", multiple=True, metavar="KEY=JSON",
               help="Change one training setting, e.g. --set steps=20000 --set model='\"stvun\"'.")  # fmt: skip
-def pack(data, kit_dir, budget, crf, max_side, segment, settings_path, overrides) -> None:
+def pack(data, kit_dir, budget, crf, max_side, segment, preset, settings_path, overrides) -> None:
     """Build the data pack and the run's settings from training footage in DATA (vid4 is refused)."""
     from stvup.errors import UsageError
     from stvup.kit.pack import build_pack
 
-    settings = json.loads(Path(settings_path).read_text()) if settings_path else dict(DEFAULT_SETTINGS)
+    settings = json.loads(Path(settings_path).read_text()) if settings_path else dict(PRESETS[preset])
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:

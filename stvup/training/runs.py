@@ -109,6 +109,11 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        # Settings read from JSON (the GPU kit's train.json) give lists where the fields hold tuples.
+        if isinstance(self.crf, list):
+            self.crf = tuple(self.crf)
+        if isinstance(self.stride, list):
+            self.stride = tuple(self.stride)
         if self.method not in METHODS:
             raise UsageError(f"unknown method {self.method!r}; use {' or '.join(METHODS)}")
         if self.lambda_c is None:

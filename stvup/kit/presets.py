@@ -45,9 +45,9 @@ PRESETS: dict[str, dict] = {
     },
     # The ×2 network for the default (weights/default-x2.safetensors, issue 47): stvun-small-x2 from the default
     # with its stem widened, stage 1 only. The default's new frames are warped from its kept ones, so the ×2
-    # network's whole job is its kept frames (L_S), and stage 1 skips the time path: on CPU it trained 11 times as
-    # many samples a second as stage 2 did. 96-pixel LR patches give the body (which works at half the input's
-    # size) 48 pixels, the default's stage-2 patch.
+    # network's whole job is its kept frames (L_S), and stage 1 skips the time path: on CPU it trained 5 times as
+    # many 96-pixel samples a second as stage 2 did (run X2b, weights/README.md). 96-pixel LR patches give the body
+    # (which works at half the input's size) 48 pixels, the default's stage-2 patch.
     "x2": {
         "model": "stvun-small-x2",
         "init": "weights/default.safetensors",

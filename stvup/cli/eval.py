@@ -91,10 +91,24 @@ __all__ = ["evaluate_cmd"]
 @click.option(
     "--pairs", type=click.IntRange(min=1), default=96, show_default=True, help="With --flow-check: pairs to make."
 )
+@click.option(
+    "--selection",
+    is_flag=True,
+    help="Score the selection set instead (stvup.evaluation.selection): kept frames of 28 fixed windows (the Vimeo "
+    "validation septuplets, held-out clips of the training footage) at each --crf, fp32. CLIPS: the training-footage "
+    "folder and the data folder. --weights against --against, with the verdict whether --weights would ship.",
+)
+@click.option(
+    "--against",
+    default="default",
+    show_default=True,
+    metavar="PATH|NAME",
+    help="With --selection: the weights that --weights would replace.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 def evaluate_cmd(
     clips, weights, model_name, methods, crop, max_frames, time_factor, protocol, reduction, crfs, device, precision,
-    tile, space, ensemble, new_frames, flow_check, flows, pairs, md_path, json_path, quiet,
+    tile, space, ensemble, new_frames, flow_check, flows, pairs, selection, against, md_path, json_path, quiet,
 ) -> None:  # fmt: skip
     """Score stvup and the baselines on HR CLIPS (×4 space from even frames, ×2 time; --space 2 for ×2, on the ×2
     network beside the weights if there is one), with the paper's protocol or, with --protocol real, as real video
@@ -119,6 +133,19 @@ def evaluate_cmd(
         levels = [None if c.strip() == "none" else int(c) for c in crfs.split(",") if c.strip()]
     except ValueError:
         raise click.BadParameter(f"{crfs!r} is not a list of CRFs like 0,23,32", param_hint="--crf") from None
+    if selection:
+        from stvup.evaluation.selection import run_selection
+
+        def told(done: int, total: int) -> None:
+            if not quiet:
+                click.echo(f"[{done}/{total}] selection windows scored", err=True)
+
+        report, verdict = run_selection(clips, weights, against, [c for c in levels if c is not None], told)
+        write_report(report, md_path, json_path)
+        click.echo(report.to_markdown())
+        if verdict is not None:
+            click.echo(verdict[1])
+        return
     if flow_check:
         from stvup.evaluation.flowcheck import run_flow_check
 

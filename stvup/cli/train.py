@@ -205,6 +205,27 @@ def _stride(ctx, param, value):
     default=None,
     help="Share of compressed samples that go through MPEG-2 (as DVDs) instead of H.264. Default: 0; 0.15 with real.",
 )
+@click.option(
+    "--photos",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Still photographs (files or folders, repeatable): each sample from one is seven frames cut along a random "
+    "camera path (sub-pixel pan, slow zoom, small roll, shake).",
+)
+@click.option(
+    "--photo-share",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Share of the samples cut from photographs. Default: 0.3 with --photos, else 0.",
+)
+@click.option(
+    "--prescale",
+    type=click.FloatRange(min=1),
+    default=1.0,
+    show_default=True,
+    help="Reduce photographs and 720p-and-up footage by a random factor up to this one before cutting a patch, so "
+    "the targets have real footage's detail levels (e.g. 2).",
+)
 @click.option("--no-augment", is_flag=True, help="No flips, rotations or reversed order.")
 @click.option("--max-frames", type=click.IntRange(min=7), default=None, help="Decode at most this many per source.")
 @click.option("--seed", type=int, default=0, help="Seed of the sample sequence.")
@@ -266,6 +287,9 @@ def train(
     degrade_probability,
     blur,
     mpeg2,
+    photos,
+    photo_share,
+    prescale,
     no_augment,
     max_frames,
     seed,
@@ -277,7 +301,8 @@ def train(
     minutes,
     quiet,
 ) -> None:
-    """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 is refused)."""
+    """Train STVUN (or the two-stream network) on videos and frame folders in DATA (recursive; vid4 and the selection
+    set's held-out clips are refused), and on photographs (--photos)."""
     from stvup.data.degrade import REAL_VIDEO, Degradation
     from stvup.training.loop import train as run_training
     from stvup.training.runs import TrainConfig, load_training_checkpoint, resume_config
@@ -296,7 +321,8 @@ def train(
         batch_size=batch_size, patch=patch, patch2=patch2, lr=lr, lr2=lr2, lr_halve_every=lr_halve_every,
         lambda_m=lambda_m, lambda_s=lambda_s, lambda_f=lambda_f, stride=stride, max_times=max_times, kernel=kernel,
         noise=noise, crf=crf, degrade_probability=degrade_probability, blur=blur, mpeg2=mpeg2,
-        chroma=mix.chroma, augment=not no_augment,
+        chroma=mix.chroma, augment=not no_augment, photos=list(photos),
+        photo_share=(0.3 if photos else 0.0) if photo_share is None else photo_share, prescale=prescale,
         max_frames=max_frames, seed=seed, device=device, precision=precision, threads=threads,
         checkpoint_every=checkpoint_every, log_every=log_every,
     )  # fmt: skip

@@ -15,7 +15,7 @@ import torch
 
 from stvup.data.degrade import Degradation
 from stvup.data.sampler import Batch, Sampler
-from stvup.data.sources import Clip
+from stvup.data.sources import Clip, Photo
 
 UNLABELED_SEED_STEP = 7919  # unlabeled sources draw independently of the labeled ones
 FLOW_SEED_OFFSET = 104729
@@ -74,16 +74,20 @@ def build_feeds(
     keep_hr: bool = False,
     unlabeled_clips: list[Clip] | None = None,
     flow_patch: int | None = None,
+    photos: list[Photo] | None = None,
+    photo_share: float = 0.0,
+    prescale: float = 1.0,
 ) -> Feeds:
     """Samplers for every LR patch size in ``patches``; ``flow_patch`` adds the stage-0 pairs (two frames, the true
-    middle frame kept for the L_M monitor). ``labeled_fraction`` < 1 leaves the rest of the windows unlabeled."""
+    middle frame kept for the L_M monitor). ``labeled_fraction`` < 1 leaves the rest of the windows unlabeled.
+    ``photos``, ``photo_share`` and ``prescale`` go to the labeled samplers (:class:`~stvup.data.sampler.Sampler`)."""
     labeled: dict[int, Sampler] = {}
     unlabeled: dict[int, list[Sampler]] = {}
     total: dict[int, int] = {}
     for patch in sorted(patches):
         common = {"patch": patch, "stride": stride, "augment": augment, "frames": frames}
         full = Sampler(clips, scale=scale, degradation=degradation, max_times=max_times, seed=seed, keep_hr=keep_hr,
-                       **common)  # fmt: skip
+                       photos=photos or (), photo_share=photo_share, prescale=prescale, **common)  # fmt: skip
         total[patch] = full.windows
         labeled[patch], rest = full.split(labeled_fraction, seed)
         sources = [rest] if rest is not None else []
@@ -105,3 +109,6 @@ def report(feeds: Feeds, patch: int, labeled_fraction: float, say: Callable[[str
         say(f"not sampled: {path}: {why}")
     if labeled_fraction < 1:
         say(f"labeled: {feeds.labeled[patch].windows} of {feeds.total_windows[patch]} windows")
+    sampler = feeds.labeled[patch]
+    if sampler.photos:
+        say(f"photographs: {len(sampler.photos)}, {sampler.photo_share:.0%} of the samples")

@@ -11,6 +11,11 @@ HR frame between them (a triplet, Eq. 6). :meth:`Sampler.split` divides the wind
 part by whole segments of footage (the labeled-fraction experiments), and ``low_res=True`` samples footage that is
 already low-resolution (unlabeled video: LR frames only, nothing degraded).
 
+Still photographs join the footage with ``photos``: a ``photo_share`` of the samples is cut from one of them along
+a random camera path (:mod:`stvup.data.camera`). ``prescale`` reduces the HR patches of sharp sources (photographs,
+and footage at least :data:`PRESCALE_MIN_SIDE` pixels on its short side) by a random factor in [1, ``prescale``]
+first, so that the network sees the detail of real footage at every level and not only pristine 2–3K detail.
+
 Every random choice of a batch comes from a generator seeded with ``(seed, step)``, so a resumed run sees exactly
 the batches an uninterrupted run would have seen.
 """
@@ -18,18 +23,22 @@ the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from stvup.data.camera import DEFAULT_MOTION, CameraMotion, photo_window
 from stvup.data.degrade import Degradation
-from stvup.data.sources import Clip
+from stvup.data.sources import Clip, Photo
 
 FRAMES = 7  # STVUN's inputs; the window's centre is input (frames - 1) // 2
 LR_MARGIN = 4  # LR pixels of context degraded along with each patch and then cut away, so no reflected border
 SEGMENT = 24  # source frames per segment when windows are split into labeled and unlabeled footage
+PRESCALE_MIN_SIDE = 720  # footage this sharp (720p and up) gets its HR patches reduced by a random factor first
 
 
 @dataclass
@@ -69,7 +78,10 @@ class Sampler:
     random when a stride offers more). ``augment``: random left-right flip, 90°/180°/270° rotation and reversed order.
     ``frames``: inputs per sample (7 for STVUN, 8 for STVUN with the consistency loss, 2 for the two-stream network);
     the time targets lie between input ``(frames − 1) // 2`` and the next. ``low_res``: the clips are LR already.
-    ``keep_hr``: batches also carry the HR frames of all inputs (``Batch.hr``).
+    ``keep_hr``: batches also carry the HR frames of all inputs (``Batch.hr``). ``photos``: still photographs, of
+    which a ``photo_share`` of the samples is cut along camera paths limited by ``motion``. ``prescale``: the largest
+    factor (drawn log-uniformly from 1) by which photographs and footage of at least :data:`PRESCALE_MIN_SIDE` pixels
+    are reduced before the patch is cut; 1 leaves them as they are.
     """
 
     def __init__(
@@ -86,12 +98,23 @@ class Sampler:
         frames: int = FRAMES,
         low_res: bool = False,
         keep_hr: bool = False,
+        photos: Sequence[Photo] = (),
+        photo_share: float = 0.0,
+        prescale: float = 1.0,
+        motion: CameraMotion = DEFAULT_MOTION,
     ) -> None:
         choices = None if stride is None else sorted({stride} if isinstance(stride, int) else set(stride))
         if choices is not None and (not choices or choices[0] < 2):
             raise ValueError("strides must be at least 2 so that a skipped frame gives a time target")
         if frames < 2:
             raise ValueError("a sample needs at least 2 input frames")
+        if not 0 <= photo_share <= 1:
+            raise ValueError(f"the share of photo samples must lie within 0..1, got {photo_share}")
+        if prescale < 1:
+            raise ValueError(f"the prescale factor must be at least 1, got {prescale}")
+        if photos and low_res:
+            raise ValueError("photographs are HR sources; a low-resolution sampler cannot use them")
+        self.prescale, self.motion = prescale, motion
         self.scale, self.patch, self.augment, self.seed = scale, patch, augment, seed
         self.frames, self.center, self.low_res, self.keep_hr = frames, (frames - 1) // 2, low_res, keep_hr
         self.max_times = max(1, max_times)
@@ -113,9 +136,21 @@ class Sampler:
                     self.skipped.append((clip.path, f"no shot of {span} frames{at}"))
                     continue
                 self.entries.append((clip, s, starts))
-        if not self.entries:
+        # A photo must hold a patch moved, zoomed and rolled at the limits of the motion, with room to spare.
+        room = 1.5 * need + 2 * 7 * motion.pan * scale
+        self.photos = []
+        for photo in photos:
+            h, w = photo.image.shape[:2]
+            if min(h, w) >= room:
+                self.photos.append(photo)
+            else:
+                self.skipped.append((photo.path, f"{w}x{h} is too small for moving {need}-pixel patches"))
+        self.photo_share = photo_share if self.photos else 0.0
+        if not self.entries and not self.photos:
             raise ValueError("no training source is large and long enough for one sample")
-        self.strides = sorted({s for _, s, _ in self.entries})
+        if self.entries and self.photo_share == 1:
+            raise ValueError("a photo share of 1 leaves the footage unused; give less, or no footage")
+        self.strides = sorted({s for _, s, _ in self.entries}) or (choices or [2])
 
     @property
     def windows(self) -> int:
@@ -148,12 +183,14 @@ class Sampler:
                 unlabeled.append((clip, s, starts[~inside]))
         if not labeled:
             raise ValueError(f"a labeled fraction of {fraction} leaves no whole labeled sample; raise it")
-        return self._with(labeled), self._with(unlabeled) if unlabeled else None
+        return self._with(labeled), self._with(unlabeled, photos=False) if unlabeled else None
 
-    def _with(self, entries: list[tuple[Clip, int, np.ndarray]]) -> Sampler:
+    def _with(self, entries: list[tuple[Clip, int, np.ndarray]], photos: bool = True) -> Sampler:
         other = copy.copy(self)
         other.entries = entries
         other.strides = sorted({s for _, s, _ in entries})
+        if not photos:
+            other.photos, other.photo_share = [], 0.0
         return other
 
     def batch(self, step: int, size: int) -> Batch:
@@ -165,9 +202,13 @@ class Sampler:
         js = list(range(1, stride))
         if len(js) > self.max_times:
             js = sorted(rng.choice(js, self.max_times, replace=False).tolist())
-        samples = [
-            self._sample(group[int(rng.choice(len(group), p=weights / weights.sum()))], js, rng) for _ in range(size)
-        ]
+        samples = []
+        for _ in range(size):
+            # No draw at all without photos (or with a share of 0), so that runs without them keep their batches.
+            if self.photos and (not group or (self.photo_share > 0 and rng.random() < self.photo_share)):
+                samples.append(self._photo_sample(self.photos[int(rng.integers(len(self.photos)))], stride, js, rng))
+            else:
+                samples.append(self._sample(group[int(rng.choice(len(group), p=weights / weights.sum()))], js, rng))
         lr, center, between, lr_between, hr = (
             torch.stack(parts, 0 if i == 1 else 1) for i, parts in enumerate(zip(*samples))
         )
@@ -182,20 +223,50 @@ class Sampler:
         start = int(starts[int(rng.integers(len(starts)))])
         h, w = clip.frames.shape[1:3]
         n, c = self.frames, self.center
+        factor = 1.0
         if self.low_res:
             size, ch, cw = p, p, p
         else:
             # Degrade the patch together with a margin of real context where the frame has it, then cut the margin.
             size = (p + 2 * LR_MARGIN) * s
             ch, cw = min(size, h - h % s), min(size, w - w % s)
-        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            if self.prescale > 1 and min(h, w) >= PRESCALE_MIN_SIDE:
+                factor = min(self._prescale_factor(rng), h / ch, w / cw)
+        sh, sw = (ch, cw) if factor <= 1 else (min(h, math.ceil(ch * factor)), min(w, math.ceil(cw * factor)))
+        y0, x0 = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
         reverse = self.augment and bool(rng.integers(2))
         direction = -1 if reverse else 1
         centre = start + c * stride if not reverse else start + (n - 1 - c) * stride
         inputs = [centre + direction * stride * (i - c) for i in range(n)]
         targets = [] if self.low_res else [centre + direction * j for j in js]
-        crop = clip.frames[inputs + targets, y0 : y0 + ch, x0 : x0 + cw]
-        hr = self._augment(torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float() / 255, rng)
+        crop = clip.frames[inputs + targets, y0 : y0 + sh, x0 : x0 + sw]
+        hr = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float() / 255
+        if (sh, sw) != (ch, cw):
+            hr = F.interpolate(hr, size=(ch, cw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        return self._finish(self._augment(hr, rng), rng)
+
+    def _photo_sample(
+        self, photo: Photo, stride: int, js: list[int], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A sample cut from ``photo`` along a random camera path: inputs ``stride`` source frames apart, the time
+        targets ``js`` frames after the centre. The path is random already, so it is never reversed."""
+        c = self.center
+        times = [stride * (i - c) for i in range(self.frames)] + list(js)
+        size = (self.patch + 2 * LR_MARGIN) * self.scale
+        factor = self._prescale_factor(rng) if self.prescale > 1 else 1.0
+        hr = photo_window(photo.image, times, stride, size, self.scale, rng, factor, self.motion)
+        return self._finish(self._augment(hr, rng), rng)
+
+    def _prescale_factor(self, rng: np.random.Generator) -> float:
+        """A reduction factor drawn log-uniformly from [1, prescale]."""
+        return float(math.exp(rng.uniform(0, math.log(self.prescale))))
+
+    def _finish(
+        self, hr: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sample's tensors from its HR frames ``(frames + times, 3, H, W)``, inputs first: degraded, with the
+        margin cut away."""
+        s, p, n, c = self.scale, self.patch, self.frames, self.center
         if self.low_res:
             empty = hr.new_zeros(0)
             return hr, empty, empty, empty, empty

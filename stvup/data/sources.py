@@ -1,8 +1,13 @@
-"""Training footage: videos and frame folders decoded once into memory, split at scene cuts.
+"""Training footage: videos and frame folders decoded once into memory, split at scene cuts, and still photographs.
 
 Samples need 6·stride + 1 consecutive source frames of one shot, so every source is decoded in full (as 8-bit RGB,
 which is what it holds anyway) and cut into shots at hard cuts (:mod:`stvup.upscaling.shots`, as when upscaling).
 Folders named like a test set (``vid4``) are never used for training: scores on them would mean nothing afterwards.
+Neither are the clips the selection set holds out (:data:`HELD_OUT`, :mod:`stvup.evaluation.selection`), so that a
+training cycle is always judged on footage it has not seen.
+
+Photographs (:class:`Photo`) are sources too: they have no motion of their own, so the sampler cuts a seven-frame
+window out of one along a camera path it draws (:mod:`stvup.data.camera`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from stvup.upscaling.shots import shot_starts
 #: Folder names that hold evaluation data; training refuses them.
 TEST_SETS = frozenset({"vid4"})
 
-#: Containers read for training beyond those stvup writes.
+#: Clips and frame folders of the training footage (``../shared/training-footage``) and of Intel's sample videos that
+#: the selection set scores (:mod:`stvup.evaluation.selection`): searches skip them, and naming one is an error.
+HELD_OUT = frozenset({
+    "dance-twirl", "car-roundabout", "kite-surf",  # DAVIS-2016 clips, 854×480
+    "1007_YCTBBdbKSSg",  # handheld street market, 1920×1080 (aot-benchmark's demo)
+    "mmyolo__demo.mp4",  # street, 1280×720
+    "bottle-detection.mp4", "one-by-one-person-detection.mp4",  # Intel's held-out clips (README picture, model card)
+})  # fmt: skip
+
+#: Image files read as still photographs.
+PHOTO_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
 
 
 def read_extensions() -> frozenset[str]:
@@ -48,10 +63,27 @@ class Clip:
         return np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
 
 
-def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Videos and frame folders under ``paths`` (searched recursively), skipping test sets.
+def _check_trainable(path: Path) -> None:
+    """Refuse a path given explicitly that is, or lies inside, a test set or a held-out clip."""
+    parts = path.resolve().parts
+    if TEST_SETS & {part.lower() for part in parts}:
+        raise UsageError(f"{path}: is a test set ({', '.join(sorted(TEST_SETS))}); never train on it")
+    if HELD_OUT & set(parts):
+        raise UsageError(f"{path}: is held out for the selection set (stvup.data.sources.HELD_OUT); never train on it")
 
-    A path given explicitly that is, or lies inside, a test set is an error rather than silently skipped.
+
+def _walk(path: Path) -> Iterable[tuple[Path, list[str]]]:
+    """``(folder, sorted file names)`` under ``path``, leaving out test sets, held-out clips and hidden folders."""
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d.lower() not in TEST_SETS and d not in HELD_OUT and not d.startswith("."))
+        yield Path(root), sorted(f for f in files if f not in HELD_OUT)
+
+
+def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Videos and frame folders under ``paths`` (searched recursively), skipping test sets and held-out clips.
+
+    A path given explicitly that is, or lies inside, a test set or a held-out clip is an error rather than silently
+    skipped.
     """
     from stvup.video import FRAME_EXTENSIONS
 
@@ -61,19 +93,64 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise InputError(str(path), "does not exist")
-        if TEST_SETS & {part.lower() for part in path.resolve().parts}:
-            raise UsageError(f"{path}: is a test set ({', '.join(sorted(TEST_SETS))}); never train on it")
+        _check_trainable(path)
         if path.is_file():
             found.append(path)
             continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if d.lower() not in TEST_SETS and not d.startswith("."))
-            here = Path(root)
-            videos = [here / f for f in sorted(files) if Path(f).suffix.lower() in extensions]
+        for here, files in _walk(path):
+            videos = [here / f for f in files if Path(f).suffix.lower() in extensions]
             found.extend(videos)
             if not videos and any(Path(f).suffix.lower() in FRAME_EXTENSIONS for f in files):
                 found.append(here)
     return found
+
+
+@dataclass
+class Photo:
+    """One still photograph, ``image`` ``(h, w, 3)`` uint8, from which the sampler cuts moving windows."""
+
+    path: str
+    image: np.ndarray
+
+
+def find_photos(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Image files under ``paths`` (files, or folders searched recursively), each one photograph; test sets and
+    held-out clips are skipped, or refused when named."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(str(path), "does not exist")
+        _check_trainable(path)
+        if path.is_file():
+            if path.suffix.lower() not in PHOTO_EXTENSIONS:
+                raise InputError(str(path), f"is not a photograph ({', '.join(sorted(PHOTO_EXTENSIONS))})")
+            found.append(path)
+            continue
+        found += [here / f for here, files in _walk(path) for f in files if Path(f).suffix.lower() in PHOTO_EXTENSIONS]
+    return found
+
+
+def load_photos(
+    paths: Iterable[str | os.PathLike], on_photo: Callable[[str, Photo | None, str | None], None] | None = None
+) -> list[Photo]:
+    """Every photograph under ``paths`` as 8-bit RGB; files that fail to decode are reported through ``on_photo``
+    and skipped."""
+    from stvup.video.color import eight_bit
+    from stvup.video.frames import read_image
+
+    photos = []
+    for path in find_photos(paths):
+        try:
+            photo = Photo(str(path), np.ascontiguousarray(eight_bit(read_image(path))))
+        except InputError as exc:
+            if on_photo is not None:
+                on_photo(str(path), None, str(exc))
+            continue
+        photos.append(photo)
+        if on_photo is not None:
+            on_photo(str(path), photo, None)
+    return photos
 
 
 def load_clip(path: str | os.PathLike, max_frames: int | None = None, folder_fps: Fraction = Fraction(30)) -> Clip:

@@ -41,7 +41,7 @@ from stvup.data.feeds import Feeds, build_feeds
 from stvup.data.feeds import report as report_feeds
 from stvup.data.prefetch import Prefetch, prefetch_workers
 from stvup.data.sampler import Batch
-from stvup.data.sources import Clip, load_clips
+from stvup.data.sources import Clip, Photo, load_clips, load_photos
 from stvup.errors import UsageError
 from stvup.model import build_model
 from stvup.model.stvun import STVUN, init_conv
@@ -312,13 +312,20 @@ def _prepare_feeds(
         unlabeled_clips = load_clips(config.unlabeled, config.max_frames, report)
         if not unlabeled_clips:
             raise UsageError("no unlabeled video found in " + ", ".join(map(str, config.unlabeled)))
+    photos: list[Photo] = []
+    if config.photos:
+        photos = load_photos(config.photos, lambda path, photo, error: say(f"skipped {error}") if error else None)
+        if not photos:
+            raise UsageError("no photograph found in " + ", ".join(map(str, config.photos)))
+        say(f"loaded {len(photos)} photographs")
     two = config.method == "two-stream"
     frames = 2 if two else 8 if config.lambda_c > 0 else 7
     feeds = build_feeds(clips, patches={config.patch, config.patch2}, scale=scale, degradation=config.degradation,
                         stride=config.stride, augment=config.augment, frames=frames,
                         max_times=config.max_times, seed=config.seed, labeled_fraction=config.labeled_fraction,
                         keep_hr=two, unlabeled_clips=unlabeled_clips,
-                        flow_patch=config.flow_patch if config.flow_steps and not two else None)  # fmt: skip
+                        flow_patch=config.flow_patch if config.flow_steps and not two else None,
+                        photos=photos, photo_share=config.photo_share, prescale=config.prescale)  # fmt: skip
     report_feeds(feeds, config.patch2, config.labeled_fraction, say)
     return feeds, clips
 

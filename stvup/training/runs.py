@@ -57,9 +57,17 @@ class TrainConfig:
     ground truth for only that share of the footage; ``unlabeled`` adds folders of LR video; each step then adds
     ``unlabeled_batch`` unlabeled pairs (default: ``batch_size``) to L_C. ``lambda_c`` defaults to 4 for two-stream
     runs and 0 (off) for STVUN.
+
+    ``photos``: still photographs (files or folders), cut into moving windows along random camera paths
+    (:mod:`stvup.data.camera`) for a ``photo_share`` of the samples. ``prescale``: photographs and footage of 720p
+    and more are reduced by a random factor up to this one before a patch is cut (1: never), so the HR targets have
+    the detail of real footage and not only a 3K photo's.
     """
 
     data: list[str]
+    photos: list[str] = field(default_factory=list)
+    photo_share: float = 0.0
+    prescale: float = 1.0
     method: str = "stvun"
     spatial: str = "espcn"
     temporal: str = "dvf"
@@ -137,6 +145,13 @@ class TrainConfig:
                              "is for PWC-Net")  # fmt: skip
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise UsageError(f"the EMA decay (--ema) must lie between 0 and 1, got {self.ema_decay}")
+        if not 0 <= self.photo_share < 1:
+            raise UsageError(f"--photo-share must lie within 0..1 (1 would leave the footage unused), got "
+                             f"{self.photo_share}")  # fmt: skip
+        if self.photo_share and not self.photos:
+            raise UsageError("--photo-share needs photographs (--photos)")
+        if self.prescale < 1:
+            raise UsageError(f"--prescale is a reduction factor of at least 1, got {self.prescale}")
         if self.method == "stvun" and (self.unlabeled or self.labeled_fraction < 1):
             raise UsageError("unlabeled data needs --method two-stream (STVUN has no label-free loss on it)")
 
@@ -174,6 +189,7 @@ class TrainConfig:
 #: Settings that a resumed run may change; every other one is the run's own.
 RESUMABLE = (
     "data",
+    "photos",
     "out_dir",
     "device",
     "threads",

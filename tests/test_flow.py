@@ -190,3 +190,28 @@ def test_cli_eval_flow_check_writes_the_table(tmp_path):
     assert "pwc (paper.safetensors)" in res.output  # every shipped weights file's flow is scored too
     res = CliRunner().invoke(cli, ["eval", str(clip), "--flow-check", "--flows", "dis-slow-x9"])
     assert res.exit_code == 1 and "unknown flow" in res.output
+
+
+@pytest.mark.parametrize("kind", ["shift", "objects"])
+def test_a_pairs_middle_frame_lies_halfway_on_the_true_motion(kind):
+    """The frame at T_in = 1/2 is what each end's true flow, halved, carries it to; the occluded pixels are those one
+    end cannot show: none but the borders for a pan, a band around the pieces for moving objects."""
+    rng = np.random.default_rng(5)
+    pair = make_pair(rng, _textures(), kind, 12.0, (96, 160))
+    middle, known, occluded = pair.middle(0.5)
+    assert middle.shape == pair.a.shape and known.mean() > 0.9
+    mid = _to_tensor(middle)
+    for end, flow in ((_to_tensor(pair.a), pair.ba), (_to_tensor(pair.b), pair.ab)):  # a(p + f_b→a(p)/2), …
+        # A pixel of the middle frame came from p + f/2 in one end, where f is the end-to-end flow at p (exact for
+        # a pan, and away from occlusions nearly so for pieces that barely turn).
+        half = torch.from_numpy(flow).permute(2, 0, 1)[None] / 2
+        seen = torch.from_numpy(known & ~occluded)[4:-4, 4:-4]
+        error = (backward_warp(end, half) - mid).abs().mean(1)[0][4:-4, 4:-4][seen]
+        still = (end - mid).abs().mean(1)[0][4:-4, 4:-4][seen]
+        assert float(error.median()) < 0.5 * float(still.median()), kind
+    inner = occluded[16:-16, 16:-16]
+    if kind == "shift":
+        assert not inner.any() and occluded.any()  # only what enters or leaves at the borders
+    else:
+        assert 0.005 < inner.mean() < 0.5
+    assert np.array_equal(pair.middle(0.0)[0], pair.a) and np.array_equal(pair.middle(1.0)[0], pair.b)

@@ -138,3 +138,61 @@ def test_cli_new_frames_option(tmp_path):
     assert outs["warped"] != outs["joint"]
     res = CliRunner().invoke(cli, ["upscale", str(clip), "--weights", str(weights), "--new-frames", "sideways"])
     assert res.exit_code == 2 and "--new-frames" in res.output
+
+
+def test_splatting_moves_pixels_forward_and_leaves_holes_where_nothing_lands():
+    from stvup.upscaling.warped import splat
+
+    values = torch.arange(2 * 24 * 32, dtype=torch.float32).view(1, 2, 24, 32)
+    flow = torch.zeros(1, 2, 24, 32)
+    flow[:, 0] = 3.0  # everything moves 3 pixels right
+    flow[:, 1, :, :16] = -2.0  # the left half also 2 up
+    moved, coverage = splat(values, flow, torch.ones(1, 1, 24, 32))
+    assert torch.equal(moved[:, :, 10, 20], values[:, :, 10, 17])
+    assert torch.equal(moved[:, :, 5, 10], values[:, :, 7, 7])
+    assert (coverage[0, 0, :, :3] == 0).all() and (moved[:, :, :, :3] == 0).all()  # uncovered on the left
+    assert (coverage[0, 0, 22:, 3:19] == 0).all()  # the left half left the bottom rows empty
+    # Half a pixel: each pixel shares itself between two neighbours, each receives half of two.
+    half = torch.zeros(1, 2, 24, 32)
+    half[:, 0] = 0.5
+    moved, coverage = splat(values, half, torch.ones(1, 1, 24, 32))
+    assert torch.allclose(moved[:, :, 10, 20], (values[:, :, 10, 19] + values[:, :, 10, 20]) / 2)
+    assert torch.allclose(coverage[0, 0, :, 1:], torch.ones(24, 31)) and torch.allclose(
+        coverage[0, 0, :, 0], torch.full((24,), 0.5)
+    )
+
+
+def test_splatted_flows_follow_what_is_in_front_where_a_piece_covers_the_background():
+    """A square moving right over a still background: at t = 1/2 the splatted flow back to A is the square's inside
+    it and the background's outside, and A cannot show the background the square uncovers behind it."""
+    from stvup.upscaling.warped import splatted_flows
+
+    h, w = 40, 60
+    f_ab, f_ba = torch.zeros(1, 2, h, w), torch.zeros(1, 2, h, w)
+    f_ab[:, 0, 10:30, 10:30] = 8.0  # the square is at x 10..29 in A and 18..37 in B
+    f_ba[:, 0, 10:30, 18:38] = -8.0
+    ft_a, ft_b, seen_a, seen_b = splatted_flows((f_ab, f_ba), 0.5)
+    # inside the square at t (x 14..33); the background that the square covers in B weighs in a little (softmax)
+    assert torch.allclose(ft_a[0, 0, 20, 16:32], torch.full((16,), -4.0), atol=0.1)
+    assert torch.allclose(ft_a[0, 0, 20, 40:], torch.zeros(20))
+    assert torch.allclose(ft_b[0, 0, 20, 16:32], torch.full((16,), 4.0), atol=0.1)
+    # Behind the square (x 10..13 at t) A cannot show the background, B can; in front of it (x 34..37) the reverse.
+    assert float(seen_a[0, 0, 20, 10:14].max()) < 0.1 and float(seen_b[0, 0, 20, 10:14].min()) > 0.9
+    assert float(seen_b[0, 0, 20, 34:38].max()) < 0.1 and float(seen_a[0, 0, 20, 34:38].min()) > 0.9
+
+
+def test_splat_blend_beats_the_linear_one_where_things_cross_given_the_true_flow():
+    from stvup.evaluation.flowcheck import make_pair
+
+    from .test_flow import _textures
+
+    pair = make_pair(np.random.default_rng(5), _textures(), "objects", 12.0, (96, 160))
+    middle, known, occluded = pair.middle(0.5)
+    a, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1 for x in (pair.a, pair.b))
+    flows = tuple(torch.from_numpy(f).permute(2, 0, 1)[None] for f in (pair.ab, pair.ba))
+    truth = torch.from_numpy(middle).float()
+    errors = {}
+    for blend in ("linear", "splat"):
+        out = (warp_outputs(a, b, flows, 0.5, blend)[0].permute(1, 2, 0) + 1) * 127.5
+        errors[blend] = float((out - truth).abs().mean(-1)[torch.from_numpy(occluded & known)].mean())
+    assert errors["splat"] < 0.7 * errors["linear"]

@@ -58,7 +58,7 @@ class FlowPair:
     """Two HR frames ``a``, ``b`` (uint8 ``(h, w, 3)``) and their true flows ``ab``, ``ba`` (float32 ``(h, w, 2)``,
     output pixels, x then y: pixel p of ``a`` is at ``p + ab(p)`` in ``b``). ``known_a`` / ``known_b`` (bool
     ``(h, w)``) mark the pixels painted from inside their source picture; outside it the picture is mirrored, which
-    no flow describes."""
+    no flow describes. :meth:`middle` renders the true frames between the two."""
 
     kind: str
     size: float
@@ -68,6 +68,11 @@ class FlowPair:
     ba: np.ndarray
     known_a: np.ndarray
     known_b: np.ndarray
+    layers: list = field(default_factory=list, repr=False)
+
+    def middle(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The true frame at ``T_in = t``, where it is known and where it is occluded (:func:`middle_frame`)."""
+        return middle_frame(self.layers, self.a.shape[:2], t)
 
 
 # -- making pairs --------------------------------------------------------------------------------------------------
@@ -83,19 +88,51 @@ def _affine(center: np.ndarray, angle: float, zoom: float, shift: np.ndarray) ->
 
 
 @dataclass
+class _Motion:
+    """A layer's motion from frame A (``s = −1``) through the middle (``s = 0``) to frame B (``s = 1``): at ``s``, a
+    turn by ``s·angle`` and a zoom by ``zoom^s`` about ``center``, then a move by ``base + s·shift``."""
+
+    center: np.ndarray
+    angle: float
+    zoom: float
+    base: np.ndarray
+    shift: np.ndarray
+
+    def at(self, s: float) -> np.ndarray:
+        """The 3×3 map from the pixels of the frame at ``s`` to the source's (:func:`_affine`)."""
+        zoom = self.zoom if s == 1 else 1 / self.zoom if s == -1 else self.zoom**s  # the ends exactly as written
+        return _affine(self.center, s * self.angle, zoom, self.base + s * self.shift)
+
+
+@dataclass
 class _Layer:
-    """A picture (``source``, with an alpha ``mask`` in its own pixels, None for the background) and the maps from
-    frame A's and frame B's pixels to the source's."""
+    """A picture (``source``, with an alpha ``mask`` in its own pixels, None for the background) and its motion."""
 
     source: np.ndarray
     mask: np.ndarray | None
-    to_a: np.ndarray
-    to_b: np.ndarray
+    motion: _Motion
+
+    @property
+    def to_a(self) -> np.ndarray:
+        return self.motion.at(-1)
+
+    @property
+    def to_b(self) -> np.ndarray:
+        return self.motion.at(1)
 
 
 def _render(layers: Sequence[_Layer], size: tuple[int, int], which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame ``which`` (``a`` or ``b``), its true flow to the other frame, and where that is known: layers painted
     back to front, each pixel's flow that of the topmost layer covering it."""
+    here, there = (-1.0, 1.0) if which == "a" else (1.0, -1.0)
+    return _render_at(layers, size, here, there)[:3]
+
+
+def _render_at(
+    layers: Sequence[_Layer], size: tuple[int, int], here: float, there: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frame at motion time ``here`` (−1 is A, 1 is B; :class:`_Motion`), its true flow to the frame at
+    ``there``, where that is known, and which layer is on top at each pixel (``(h, w)`` int, 0 the background)."""
     import cv2
 
     h, w = size
@@ -104,23 +141,53 @@ def _render(layers: Sequence[_Layer], size: tuple[int, int], which: str) -> tupl
     image = np.zeros((h, w, 3), np.float32)
     flow = np.zeros((h, w, 2), np.float32)
     known = np.zeros((h, w), bool)
-    for layer in layers:
-        here, there = (layer.to_a, layer.to_b) if which == "a" else (layer.to_b, layer.to_a)
+    top_layer = np.zeros((h, w), np.int64)
+    for index, layer in enumerate(layers):
+        to_here, to_there = layer.motion.at(here), layer.motion.at(there)
         flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-        picture = cv2.warpAffine(layer.source, here[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT101)
-        at = (here @ points)[:2].T.reshape(h, w, 2)
+        picture = cv2.warpAffine(layer.source, to_here[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT101)
+        at = (to_here @ points)[:2].T.reshape(h, w, 2)
         sh, sw = layer.source.shape[:2]
         inside = (at[..., 0] >= 1) & (at[..., 0] <= sw - 2) & (at[..., 1] >= 1) & (at[..., 1] <= sh - 2)
-        moved = (np.linalg.inv(there) @ here @ points)[:2].T.reshape(h, w, 2) - np.stack((xs, ys), -1)
+        moved = (np.linalg.inv(to_there) @ to_here @ points)[:2].T.reshape(h, w, 2) - np.stack((xs, ys), -1)
         if layer.mask is None:
             image[:], flow[:], known[:] = picture, moved, inside
             continue
-        alpha = cv2.warpAffine(layer.mask, here[:2], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)[..., None]
+        alpha = cv2.warpAffine(layer.mask, to_here[:2], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        alpha = alpha[..., None]
         image = image * (1 - alpha) + picture.astype(np.float32) * alpha
         top = alpha[..., 0] > 0.5
         flow = np.where(top[..., None], moved, flow).astype(np.float32)
         known = np.where(top, inside, known)
-    return np.clip(image, 0, 255).round().astype(np.uint8), flow, known
+        top_layer[top] = index
+    return np.clip(image, 0, 255).round().astype(np.uint8), flow, known, top_layer
+
+
+def middle_frame(
+    layers: Sequence[_Layer], size: tuple[int, int], t: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true frame at ``T_in = t`` between a pair's frames A (t = 0) and B (t = 1), where its content is known, and
+    where it is **occluded**: hidden in A or in B (covered by another layer there, or outside the frame), so that one
+    of the two frames cannot show it and a blend of both brings in the wrong content. Each layer moves on its own
+    path (:class:`_Motion`), so the truth between the frames is exact, not an interpolation."""
+    h, w = size
+    s = 2 * t - 1
+    image, _, known, top = _render_at(layers, size, s, s)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    points = np.stack((xs.ravel(), ys.ravel(), np.ones(h * w)))
+    visible = np.ones((h, w), bool)
+    for end in (-1.0, 1.0):
+        _, _, _, top_end = _render_at(layers, size, end, end)
+        for index, layer in enumerate(layers):
+            mine = top == index
+            if not mine.any():
+                continue
+            at = (np.linalg.inv(layer.motion.at(end)) @ layer.motion.at(s) @ points)[:2].T.reshape(h, w, 2)
+            cx, cy = np.rint(at[..., 0]).astype(np.int64), np.rint(at[..., 1]).astype(np.int64)
+            inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+            seen = inside & (top_end[cy.clip(0, h - 1), cx.clip(0, w - 1)] == index)
+            visible &= ~mine | seen
+    return image, known, known & ~visible
 
 
 def _piece_mask(rng: np.random.Generator, shape: tuple[int, int], center: np.ndarray, radius: float) -> np.ndarray:
@@ -153,7 +220,7 @@ def make_pair(
     origin = np.array([(bw - 1) / 2, (bh - 1) / 2]) + rng.uniform(-1, 1, 2) * np.maximum(room - size, 0) - centre
     if kind == "shift":
         d = _direction(rng) * size / 2
-        layers = [_Layer(background, None, _affine(centre, 0, 1, origin - d), _affine(centre, 0, 1, origin + d))]
+        layers = [_Layer(background, None, _Motion(centre, 0, 1, origin, d))]
     elif kind == "zoom-rotate":
         # The mean distance from the centre is about a third of the frame's diagonal; split the motion between a zoom
         # and a turn at random, half of it each way from the middle frame.
@@ -162,11 +229,10 @@ def make_pair(
         zoom = (1 + share * size / reach) ** 0.5 if rng.uniform() < 0.5 else (1 - share * size / reach / 2) ** 0.5
         angle = (1 - share) * size / reach / 2 * rng.choice((-1, 1))
         d = _direction(rng) * rng.uniform(0, size / 4)
-        layers = [_Layer(background, None, _affine(centre, -angle, 1 / zoom, origin - d),
-                         _affine(centre, angle, zoom, origin + d))]  # fmt: skip
+        layers = [_Layer(background, None, _Motion(centre, angle, zoom, origin, d))]
     elif kind == "objects":
         d = _direction(rng) * rng.uniform(0, size / 2) / 2
-        layers = [_Layer(background, None, _affine(centre, 0, 1, origin - d), _affine(centre, 0, 1, origin + d))]
+        layers = [_Layer(background, None, _Motion(centre, 0, 1, origin, d))]
         for _ in range(rng.integers(1, 4)):
             source = images[rng.integers(len(images))]
             sh, sw = source.shape[:2]
@@ -176,14 +242,12 @@ def make_pair(
             where = np.array([rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h])  # piece centre in the frame
             d = _direction(rng) * size / 2
             turn, zoom = rng.uniform(-0.05, 0.05), rng.uniform(0.97, 1.03)
-            to_a = _affine(where, -turn, 1 / zoom, at - where + d)
-            to_b = _affine(where, turn, zoom, at - where - d)
-            layers.append(_Layer(source, mask, to_a, to_b))
+            layers.append(_Layer(source, mask, _Motion(where, turn, zoom, at - where, -d)))
     else:
         raise ValueError(f"unknown motion kind {kind!r}; known: {', '.join(KINDS)}")
     a, ab, known_a = _render(layers, crop, "a")
     b, ba, known_b = _render(layers, crop, "b")
-    return FlowPair(kind, size, a, b, ab, ba, known_a, known_b)
+    return FlowPair(kind, size, a, b, ab, ba, known_a, known_b, layers)
 
 
 def make_pairs(images: Sequence[np.ndarray], count: int, crop: tuple[int, int], seed: int = 0) -> list[FlowPair]:

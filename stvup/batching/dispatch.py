@@ -64,7 +64,7 @@ class Video:
     rerun: set[int] = field(default_factory=set)  # starts of parts run again after a lost worker or unexpected error
     done_frames: dict[int, int] = field(default_factory=dict)  # part start → output frames made so far
     resumed: int = 0
-    report: dict[str, Any] = field(default_factory=dict)  # from the part that read the whole input
+    report: dict[str, Any] = field(default_factory=dict)  # what its parts saw, joined (:meth:`Dispatcher._merge`)
     failed: str | None = None
     began: float = field(default_factory=time.perf_counter)
     compiled: bool = False  # whether any part ran the network compiled
@@ -157,11 +157,23 @@ class Dispatcher:
         for record in report["segments"]:
             v.job.add(record)
         v.compiled = v.compiled or report.get("compiled", False)
-        if part.stop is None:
-            v.report = report
+        self._merge(v, report)
         v.parts_left -= 1
         if v.parts_left == 0 and not v.failed:
             self._finish(v)
+
+    @staticmethod
+    def _merge(v: Video, report: dict[str, Any]) -> None:
+        """Joins what one part saw into its video's report: each part reads only its own stretch of the input (and a
+        margin before it), so the cuts, problems and frames are the union of theirs; ``decoded`` adds up what every
+        part decoded, margins and key frames included, to set against the input's frame count."""
+        joined = v.report
+        joined["cuts"] = sorted({tuple(c) for c in [*joined.get("cuts", []), *report.get("cuts", [])]},
+                                key=lambda c: c[1])  # fmt: skip
+        joined["problems"] = list(dict.fromkeys([*joined.get("problems", []), *report.get("problems", [])]))
+        joined["concealed"] = joined.get("concealed", 0) + report.get("concealed", 0)
+        joined["frames_in"] = max(joined.get("frames_in", 0), report.get("frames_in", 0))
+        joined["decoded"] = joined.get("decoded", 0) + report.get("decoded", 0)
 
     def _part_failed(self, actor: Any, part: Part, v: Video, exc: BaseException) -> None:
         errors = self.ray.exceptions
@@ -212,7 +224,7 @@ class Dispatcher:
             skipped_streams=skipped, problems=([v.deint.reason] if v.deint else []) + v.report.get("problems", []),
             device=self.device, precision=self.precision, compiled=v.compiled,
             cuts=[tuple(c) for c in v.report.get("cuts", [])], concealed_frames=v.report.get("concealed", 0),
-            resumed_frames=v.resumed,
+            resumed_frames=v.resumed, frames_decoded=v.report.get("decoded", 0), input_frames=v.info.frame_count,
             notes=[*v.job.notes, f"made in {v.parts} part{'s' * (v.parts > 1)} on the Ray cluster"]
             + ([f"{len(v.rerun)} part(s) ran again after a failure"] if v.rerun else [])
             + ([f"{lost} Ray worker(s) lost for good; the others went on"] if lost else []),

@@ -2,12 +2,13 @@
 
 Every video is cut into parts of whole output segments (:mod:`stvup.upscaling.resume`), and the parts of all videos are
 handed to a pool of Ray actors, each holding one model: one actor per GPU where the cluster has GPUs, else one per
-CPU core (a single PyTorch thread each, which is faster than threads fighting over cores). A part decodes its video
-from the start but runs the model only for its own output frames (``Upscaler.stream(skip=, stop=)``), so every
-window sees the same 7 frames and the same scene cuts as in one process: the joined video equals a single-process
-run, segment for segment. Parts write their segments into the output's work folder and the driver journals them as
-they come back, so an interrupted ``--ray`` batch resumes like any other run, and joins each video with its audio
-and subtitles once all its parts are in.
+CPU core (a single PyTorch thread each, which is faster than threads fighting over cores). A part seeks to the key
+frame before its own output frames, less the margin exactness needs (:func:`stvup.upscaling.reading.open_frames`),
+and runs the model only for its own frames (``Upscaler.stream(skip=, stop=)``), so every window sees the same 7
+frames and the same scene cuts as in one process: the joined video equals a single-process run, segment for
+segment. Parts write their segments into the output's work folder and the driver journals them as they come back,
+so an interrupted ``--ray`` batch resumes like any other run, and joins each video with its audio and subtitles once
+all its parts are in.
 
 A part that fails (an error, or a worker or machine lost) is tried again up to ``retries`` times; a video whose part
 still fails is reported like any batch failure and the batch goes on. A worker that Ray cannot bring back gets no

@@ -50,9 +50,8 @@ class Worker:
                  progress: Any) -> dict[str, Any]:  # fmt: skip
         """Makes output frames ``[begin, stop)`` of ``src`` as segments in ``work``, as ``options`` (the batch's
         :class:`~stvup.upscaling.options.UpscaleOptions`) say; returns them and what it saw."""
+        from stvup.upscaling.reading import Reading, open_frames
         from stvup.upscaling.resume import SegmentSink
-        from stvup.video import iter_frames
-        from stvup.video.trim import iter_span
 
         span, scene_threshold = options.span(), options.scene_threshold
         records: list[dict[str, Any]] = []
@@ -61,23 +60,29 @@ class Worker:
         seen = [0]
         made = 0
         try:
-            if span is None:
-                frames = iter_frames(src, options.folder_fps, deint)
-            else:  # the driver's info: already probed and adjusted for deinterlacing
-                frames = iter_span(src, info, span, deint)
+            # The driver's info: already probed and adjusted for deinterlacing. A part that starts inside the video
+            # seeks to the key frame before it, with the margin that makes its frames equal a whole run's.
+            frames = open_frames(src, info, deint, options.folder_fps, span, begin, rate_out)
             if span is not None and span.duration is not None:
                 ends = span.output_frames(rate_out)
                 stop = ends if stop is None else min(stop, ends)
             with frames as stream:
-                pairs = ((f.image, f.time) for f in stream)
-                rate_in = stream.info.rate * (deint.factor if deint and span is None else 1)
-                count = stream.info.frame_count and round(stream.info.frame_count * rate_out / rate_in)
+                rate_in = info.rate  # the driver's: as the network gets the frames (field rate: twice the source's)
+                reading = Reading(rate_in, Fraction(begin) / rate_out if span is None else Fraction(0), span)
+                count = info.frame_count and round(info.frame_count * rate_out / rate_in)
                 end = stop if stop is not None else count  # this part's last output frame (None: unknown)
                 self.upscaler.plan_compile(end and max(end - begin, 0), stream.info.height, stream.info.width,
                                            rate_out / rate_in)  # fmt: skip
-                outputs = self.upscaler.stream(pairs, rate_in, rate_out, lambda i: seen.__setitem__(0, i + 1),
-                                               scene_threshold=scene_threshold, skip=begin, stop=stop,
-                                               on_cut=lambda i, t: cuts.append((i, float(t))))  # fmt: skip
+
+                def cut(i: int, t: Fraction) -> None:
+                    # Each part reports the cuts of its own output (the driver joins them); those in its margin are
+                    # the previous part's.
+                    if reading.keeps_cut(t):
+                        cuts.append((reading.frame(i, t), float(t)))
+
+                outputs = self.upscaler.stream(reading.pairs(stream), rate_in, rate_out,
+                                               lambda i: seen.__setitem__(0, i + 1), scene_threshold=scene_threshold,
+                                               skip=begin, stop=stop, on_cut=cut)  # fmt: skip
                 for out in outputs:
                     sink.write(out.image)
                     made += 1
@@ -85,12 +90,14 @@ class Worker:
                         progress.put_nowait((key, made))
                 sink.finish()
                 problems, concealed = list(stream.problems), stream.concealed
+                problems += [f"part from output frame {begin}: {stream.seek_note}"] if stream.seek_note else []
+                decoded, frames_in = stream.decoded, reading.frames_in(seen[0])
         except BaseException:
             sink.abort()
             raise
         progress.put_nowait((key, made))
         return {"segments": records, "cuts": cuts, "problems": problems, "concealed": concealed,
-                "frames_in": seen[0], "compiled": self.upscaler.compiled}  # fmt: skip
+                "frames_in": frames_in, "decoded": decoded, "compiled": self.upscaler.compiled}  # fmt: skip
 
 
 def actor_class(ray: Any, gpu: bool) -> Any:

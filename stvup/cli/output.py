@@ -69,7 +69,7 @@ def result_dict(r) -> dict:
         "ensemble": r.ensemble, "compiled": r.compiled, "cuts": [{"frame": i, "time": round(t, 6)} for i, t in r.cuts],
         "concealed_frames": r.concealed_frames,
         "resumed_frames": r.resumed_frames, "notes": r.notes, "sample_aspect_ratio": ratio_text(r.sample_aspect_ratio),
-        "display_aspect_ratio": dar,
+        "display_aspect_ratio": dar, "frames_decoded": r.frames_decoded, "input_frames": r.input_frames,
     }  # fmt: skip
 
 
@@ -91,6 +91,8 @@ def report(results, as_json: bool, quiet: bool) -> None:
         )
         for line in r.notes:
             click.echo(f"  {line}", err=True)
+        if r.input_frames and r.frames_decoded and r.frames_decoded != r.input_frames:
+            click.echo(f"  decoded {r.frames_decoded} frames for the input's {r.input_frames}", err=True)
         if r.cuts:
             shown = ", ".join(f"{t:.2f} s" for _, t in r.cuts[:8]) + (", ..." if len(r.cuts) > 8 else "")
             click.echo(f"  {len(r.cuts)} scene cut{'s' * (len(r.cuts) > 1)}, each shot upsampled alone: {shown}",

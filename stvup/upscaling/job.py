@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from stvup.errors import InputError, OutputError, UsageError
-from stvup.video import VIDEO_EXTENSIONS, VideoInfo, iter_frames, probe
+from stvup.video import VIDEO_EXTENSIONS, VideoInfo, probe
 from stvup.video.filters import Deinterlace, plan_deinterlace
 from stvup.video.formats import default_codec
-from stvup.video.trim import CONTEXT, Span, iter_span
+from stvup.video.trim import CONTEXT, Span
 
 from .journal import job_settings
 from .loader import load_upscaler
 from .options import UpscaleOptions
 from .overlap import run_overlapped
 from .pipeline import Upscaler
+from .reading import Reading, open_frames
 from .resume import open_output, work_segment_seconds
 from .sizes import UHD
 from .tiling import estimate_frame_seconds, queue_depth
@@ -74,6 +75,8 @@ class UpscaleResult:
     resumed_frames: int = 0  # output frames an interrupted earlier run had finished (stvup.upscaling.resume)
     notes: list[str] = field(default_factory=list)  # what happened to an earlier run's work (resumed, started over)
     sample_aspect_ratio: Fraction = Fraction(1)  # the input's, kept on the output (stvup.video.formats)
+    frames_decoded: int = 0  # frames the decoder made: with a resume that seeks, far fewer than the input's
+    input_frames: int | None = None  # the input's frame count (as the network gets them), where known
 
 
 def default_output_path(input_path: str | os.PathLike, space: int, height: int | None = None) -> Path:
@@ -130,10 +133,7 @@ def upscale(
     resumed = getattr(writer, "resumed", 0)
     frames_in, frames_out = 0, resumed
     chosen = (upscaler.precision, str(upscaler.device))
-    if span is not None:
-        frames = iter_span(in_path, info, span, deint)
-    else:
-        frames = iter_frames(in_path, input_fps=options.folder_fps, deinterlace=deint)
+    frames = open_frames(in_path, info, deint, options.folder_fps, span, resumed, rate_out)
     total = info.frame_count if span is None else _span_frames(span, info)
     expected = span.output_frames(rate_out) if span is not None else None  # None: to the end
     if expected is None and total:
@@ -141,10 +141,11 @@ def upscale(
     upscaler.plan_compile(expected and max(expected - resumed, 0), info.height, info.width, rate_out / info.rate)
     cuts: list[tuple[int, float]] = []
     with writer, frames as stream:
+        reading = Reading(info.rate, Fraction(resumed) / rate_out, span)
 
         def count(i: int) -> None:
             nonlocal frames_in
-            frames_in = i + 1
+            frames_in = reading.frames_in(i + 1)
             if progress is not None:
                 stage = "compiling" if upscaler.compiling else ""
                 progress(Progress(in_path, frames_in, total, frames_out, *chosen, stage))
@@ -153,18 +154,17 @@ def upscale(
             nonlocal frames_out
             frames_out += 1
 
-        def source_frame(i: int, t: Fraction) -> int:
-            """A cut's frame number in the input file (a trimmed run counts from its span's context frames)."""
-            return i if span is None else round((t + span.start) * info.rate)
+        def cut(i: int, t: Fraction) -> None:
+            if reading.keeps_cut(t):
+                cuts.append((reading.frame(i, t), float(t)))
 
-        pairs = ((f.image, f.time) for f in stream)
         try:
             # Decoder and encoder in their own threads around the model (stvup.upscaling.overlap); same frames, order.
-            run_overlapped(upscaler, pairs, info.rate, rate_out, writer.write, on_frame=count, on_output=produced,
-                           depth=queue_depth(out_w * out_h) if options.overlap else 0,
+            run_overlapped(upscaler, reading.pairs(stream), info.rate, rate_out, writer.write, on_frame=count,
+                           on_output=produced, depth=queue_depth(out_w * out_h) if options.overlap else 0,
                            scene_threshold=options.scene_threshold, skip=resumed,
                            stop=span.output_frames(rate_out) if span is not None else None,
-                           on_cut=lambda i, t: cuts.append((source_frame(i, t), float(t))))  # fmt: skip
+                           on_cut=cut)  # fmt: skip
         except InputError as exc:
             if exc.path is None:  # the pipeline does not know file names
                 exc = InputError(in_path, exc.cause)
@@ -174,7 +174,8 @@ def upscale(
             _note_resumable(exc, writer)
             raise
         problems = ([deint.reason] if deint else []) + list(getattr(stream, "problems", [])) + upscaler.notes
-        concealed = getattr(stream, "concealed", 0)
+        problems += [f"resuming: {stream.seek_note}"] if stream.seek_note else []
+        concealed, decoded = getattr(stream, "concealed", 0), stream.decoded
     if progress is not None:
         progress(Progress(in_path, frames_in, frames_in, frames_out, *chosen))
     return UpscaleResult(
@@ -198,6 +199,8 @@ def upscale(
         concealed_frames=concealed,
         resumed_frames=resumed,
         sample_aspect_ratio=info.sample_aspect_ratio,
+        frames_decoded=decoded,
+        input_frames=info.frame_count,
     )
 
 

@@ -48,7 +48,7 @@ from .acceleration import (
 from .ensemble import ensemble_transforms
 from .graphs import CudaGraphs, graphed_twin
 from .hardware import PRECISIONS, resolve_device, resolve_precision
-from .shots import DEFAULT_THRESHOLD, ShotDetector
+from .shots import DEFAULT_THRESHOLD, HISTORY, ShotDetector
 from .tiling import (
     TileCanvas,
     choose_tile,
@@ -69,6 +69,11 @@ __all__ = ["OutputFrame", "Upscaler", "reflect"]
 REDUCE_MARGIN = 16
 
 HALF = 3  # frames on each side of the window centre
+#: Input frames a stream that starts inside a video must read before the frame that holds its first output, so that
+#: what it makes equals a whole run's: shot detection's look-back (its last ``HISTORY`` differences and the frame
+#: before them) before the first frame whose cut matters, ``HALF`` frames before the window's centre, one more for
+#: warped new frames (the next frame's window), and one to spare. :func:`stvup.video.seek.iter_from` reads so.
+EXACT_CONTEXT = HISTORY + 1 + HALF + 1 + 1
 
 
 @dataclass

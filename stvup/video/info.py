@@ -77,6 +77,8 @@ class FrameStream(Iterator[DecodedFrame]):
     info: VideoInfo
     problems: list[str] = field(default_factory=list)
     concealed: int = 0  # frames the decoder flagged corrupt: damaged packets patched up by error concealment
+    decoded: int = 0  # frames decoded so far, those a seek decodes only to reach its first frame included
+    seek_note: str | None = None  # why a read asked to start inside the video decoded it from the start instead
     _frames: Generator[DecodedFrame, None, None] | None = field(default=None, repr=False)
 
     def __iter__(self) -> FrameStream:

@@ -112,10 +112,17 @@ def iter_frames(path: str | os.PathLike, input_fps: Fraction = Fraction(25), dei
     info = probe(path_str, input_fps)
     stream = FrameStream(path=path_str, info=info)
     if info.kind == "frames":
-        stream._frames = iter_folder(path_str, info)
+        stream._frames = counted(iter_folder(path_str, info), stream)
     else:
         stream._frames = _iter_container(path_str, info, stream, deinterlace)
     return stream
+
+
+def counted(frames: Iterator[DecodedFrame], report: FrameStream) -> Generator[DecodedFrame, None, None]:
+    """``frames`` as they are, each counted in ``report.decoded`` (a frame folder's images are its decoded frames)."""
+    for frame in frames:
+        report.decoded += 1
+        yield frame
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -294,11 +301,13 @@ def _decode_all(container: Any, stream: Any, report: FrameStream) -> Iterator[An
                 continue
             for frame in frames:
                 decoded += 1
+                report.decoded += 1
                 report.concealed += frame.is_corrupt
                 yield frame
     except av.error.FFmpegError as exc:
         problems.append(f"input is damaged or truncated after frame {decoded} ({_describe(exc)}); stopped there")
         for frame in _safe_decode(stream, None):
+            report.decoded += 1
             yield frame
     if skipped:
         problems.append(f"skipped {skipped} video packet(s) that could not be decoded")

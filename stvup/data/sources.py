@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from stvup.errors import InputError, UsageError
 from stvup.upscaling.shots import shot_starts
+
+T = TypeVar("T")
 
 #: Folder names that hold evaluation data; training refuses them.
 TEST_SETS = frozenset({"vid4"})
@@ -139,18 +142,28 @@ def load_photos(
     from stvup.video.color import eight_bit
     from stvup.video.frames import read_image
 
-    photos = []
-    for path in find_photos(paths):
+    def load(path: Path) -> Photo:
+        return Photo(str(path), np.ascontiguousarray(eight_bit(read_image(path))))
+
+    return _load_each(find_photos(paths), load, on_photo)
+
+
+def _load_each(
+    paths: list[Path], load: Callable[[Path], T], report: Callable[[str, T | None, str | None], None] | None
+) -> list[T]:
+    """``load`` of every path; one that fails with an :class:`~stvup.errors.InputError` is reported and skipped."""
+    loaded = []
+    for path in paths:
         try:
-            photo = Photo(str(path), np.ascontiguousarray(eight_bit(read_image(path))))
+            item = load(path)
         except InputError as exc:
-            if on_photo is not None:
-                on_photo(str(path), None, str(exc))
+            if report is not None:
+                report(str(path), None, str(exc))
             continue
-        photos.append(photo)
-        if on_photo is not None:
-            on_photo(str(path), photo, None)
-    return photos
+        loaded.append(item)
+        if report is not None:
+            report(str(path), item, None)
+    return loaded
 
 
 def load_clip(path: str | os.PathLike, max_frames: int | None = None, folder_fps: Fraction = Fraction(30)) -> Clip:
@@ -175,15 +188,4 @@ def load_clips(
     on_clip: Callable[[str, Clip | None, str | None], None] | None = None,
 ) -> list[Clip]:
     """Every usable source under ``paths``; sources that fail to decode are reported through ``on_clip`` and skipped."""
-    clips = []
-    for path in find_sources(paths):
-        try:
-            clip = load_clip(path, max_frames)
-        except InputError as exc:
-            if on_clip is not None:
-                on_clip(str(path), None, str(exc))
-            continue
-        clips.append(clip)
-        if on_clip is not None:
-            on_clip(str(path), clip, None)
-    return clips
+    return _load_each(find_sources(paths), lambda path: load_clip(path, max_frames), on_clip)

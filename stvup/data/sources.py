@@ -91,6 +91,23 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
     from stvup.video import FRAME_EXTENSIONS
 
     extensions = read_extensions()
+
+    def in_folder(here: Path, files: list[str]) -> list[Path]:
+        videos = [here / f for f in files if Path(f).suffix.lower() in extensions]
+        frames = not videos and any(Path(f).suffix.lower() in FRAME_EXTENSIONS for f in files)
+        return videos + ([here] if frames else [])
+
+    return _search(paths, lambda path: path, in_folder)
+
+
+def _search(
+    paths: Iterable[str | os.PathLike],
+    named: Callable[[Path], Path],
+    in_folder: Callable[[Path, list[str]], list[Path]],
+) -> list[Path]:
+    """What ``paths`` hold: a file named is ``named(file)`` (which may refuse it), a folder is searched recursively
+    (``in_folder(folder, file names)`` for each, test sets and held-out clips passed over). A path that does not
+    exist, or that is or lies inside a test set or a held-out clip, is an error."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -98,13 +115,10 @@ def find_sources(paths: Iterable[str | os.PathLike]) -> list[Path]:
             raise InputError(str(path), "does not exist")
         _check_trainable(path)
         if path.is_file():
-            found.append(path)
+            found.append(named(path))
             continue
         for here, files in _walk(path):
-            videos = [here / f for f in files if Path(f).suffix.lower() in extensions]
-            found.extend(videos)
-            if not videos and any(Path(f).suffix.lower() in FRAME_EXTENSIONS for f in files):
-                found.append(here)
+            found += in_folder(here, files)
     return found
 
 
@@ -119,19 +133,15 @@ class Photo:
 def find_photos(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Image files under ``paths`` (files, or folders searched recursively), each one photograph; test sets and
     held-out clips are skipped, or refused when named."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError(str(path), "does not exist")
-        _check_trainable(path)
-        if path.is_file():
-            if path.suffix.lower() not in PHOTO_EXTENSIONS:
-                raise InputError(str(path), f"is not a photograph ({', '.join(sorted(PHOTO_EXTENSIONS))})")
-            found.append(path)
-            continue
-        found += [here / f for here, files in _walk(path) for f in files if Path(f).suffix.lower() in PHOTO_EXTENSIONS]
-    return found
+
+    def named(path: Path) -> Path:
+        if path.suffix.lower() not in PHOTO_EXTENSIONS:
+            raise InputError(str(path), f"is not a photograph ({', '.join(sorted(PHOTO_EXTENSIONS))})")
+        return path
+
+    return _search(
+        paths, named, lambda here, files: [here / f for f in files if Path(f).suffix.lower() in PHOTO_EXTENSIONS]
+    )
 
 
 def load_photos(

@@ -75,10 +75,9 @@ class Worker:
                                            rate_out / rate_in)  # fmt: skip
 
                 def cut(i: int, t: Fraction) -> None:
-                    # Each part reports the cuts of its own output (the driver joins them); those in its margin are
-                    # the previous part's.
-                    if reading.keeps_cut(t):
-                        cuts.append((reading.frame(i, t), float(t)))
+                    # Each part reports the cuts of its own output; the driver joins them.
+                    if (entry := reading.cut(i, t)) is not None:
+                        cuts.append(entry)
 
                 outputs = self.upscaler.stream(reading.pairs(stream), rate_in, rate_out,
                                                lambda i: seen.__setitem__(0, i + 1), scene_threshold=scene_threshold,

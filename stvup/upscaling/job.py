@@ -155,8 +155,8 @@ def upscale(
             frames_out += 1
 
         def cut(i: int, t: Fraction) -> None:
-            if reading.keeps_cut(t):
-                cuts.append((reading.frame(i, t), float(t)))
+            if (entry := reading.cut(i, t)) is not None:
+                cuts.append(entry)
 
         try:
             # Decoder and encoder in their own threads around the model (stvup.upscaling.overlap); same frames, order.

@@ -77,7 +77,10 @@ class Reading:
             return round((t + self.span.start) * self.rate)
         return round(t * self.rate) if self.inside else i
 
-    def keeps_cut(self, t: Fraction) -> bool:
-        """Whether a cut at time ``t`` is this run's to report: one that sought reports the cuts from its first
-        output on; those in its margin belong to the run or part before it."""
-        return not self.inside or t >= self.start
+    def cut(self, i: int, t: Fraction) -> tuple[int, float] | None:
+        """A cut found at the ``i``-th frame read, at time ``t``, as a result lists it (input frame, seconds), or None
+        when it is not this run's to report: one that sought reports the cuts from its first output on; those in its
+        margin belong to the run or part before it."""
+        if self.inside and t < self.start:
+            return None
+        return self.frame(i, t), float(t)

@@ -92,25 +92,20 @@ def _container_from(
         video.thread_type = "AUTO"
         container.seek(key, stream=video, backward=True)
         frames = _decode_all(container, video, report)
-        tb = video.time_base
+        tb, start_at = video.time_base, origin * video.time_base  # the first frame, in seconds
         if deinterlace is not None:
             frames = deinterlace.apply(frames, video)
             tb = deinterlace.time_base(tb)
         convert = RgbConverter(info.color, info.bit_depth > 8)
         index = 0
         for frame in frames:
-            source_time = None if frame.pts is None else (frame.pts - origin * _scale(deinterlace)) * tb
+            source_time = None if frame.pts is None else frame.pts * tb - start_at
             if source_time is None or source_time < first:
                 continue  # before the margin (the decoder needed it), or an open-GOP picture of the previous GOP
             yield DecodedFrame(image=convert(frame), time=clock.time(frame), index=index)
             index += 1
     finally:
         container.close()
-
-
-def _scale(deinterlace: Any) -> int:
-    """bwdif's timestamps count in half the stream's time base: the source's numbers times two."""
-    return 2 if deinterlace is not None else 1
 
 
 def _whole_run_clock(path: str, info: VideoInfo, deinterlace: Any) -> tuple[Clock, int]:
